@@ -1,0 +1,56 @@
+"""zhsearch's core: read Chinese article collections, index them with jieba + Whoosh, search them.
+
+This package never imports Flask; ``service`` is a thin web layer over the
+names exported here.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .analysis import init_jieba  # noqa: E402
+from .build import BuildStats, add_documents, build_index, delete_documents  # noqa: E402
+from .corpus import Article, Skipped, count_records, iter_articles, iter_records  # noqa: E402
+from .errors import (  # noqa: E402
+    CorpusError,
+    IndexBusyError,
+    IndexDirError,
+    IndexerError,
+    IndexMissingError,
+    QueryError,
+    SchemaMismatchError,
+)
+from .schema import SCHEMA_VERSION  # noqa: E402
+from .search import MAX_PAGE_SIZE, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
+from .store import IndexInfo, IndexStore, open_store  # noqa: E402
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "SCHEMA_VERSION",
+    "Article",
+    "BuildStats",
+    "CorpusError",
+    "Hit",
+    "IndexBusyError",
+    "IndexDirError",
+    "IndexInfo",
+    "IndexMissingError",
+    "IndexStore",
+    "IndexerError",
+    "QueryError",
+    "SchemaMismatchError",
+    "SearchPage",
+    "Searcher",
+    "Skipped",
+    "__version__",
+    "add_documents",
+    "build_index",
+    "count_records",
+    "delete_documents",
+    "document_dict",
+    "format_date",
+    "init_jieba",
+    "iter_articles",
+    "iter_records",
+    "open_store",
+]

@@ -1,0 +1,5 @@
+"""``python -m indexer`` runs the zhsearch command."""
+
+from .cli import cli
+
+cli()

@@ -1,0 +1,245 @@
+"""Chinese text analysis for the index: normalisation, jieba segmentation, identifiers.
+
+This module is part of the on-disk index format. Whoosh pickles the analyzer
+into the index, so the import path ``indexer.analysis.ChineseTokenizer`` must
+not move, and any change to the tokens it produces must bump
+``ANALYZER_VERSION`` (which ``indexer.schema`` folds into the schema version).
+
+How text becomes tokens:
+
+1. Normalise each character without changing the length of the text:
+   full-width forms become half-width (NFKC) and letters are lowercased. The
+   normalised string has the same length as the original, so token offsets
+   point into the original text and highlighting stays exact.
+2. Split the normalised text into runs of Han characters and runs of
+   "identifiers" (letters and digits joined by ``.``, ``-`` or ``_``, such as
+   ``v2.7.4``, ``qwen2.5-vl-32b``, ``c++``, ``.net``). Everything else
+   (spaces, punctuation) separates tokens and is dropped.
+3. Han runs go to jieba in precise mode. Each precise word takes one ordinal
+   position. At index time the dictionary words inside a long word (what
+   jieba's search mode adds) are emitted at the *same* position as their
+   parent, so 人民 finds 中华人民共和国 while phrase queries still see one
+   token per position.
+4. An identifier is emitted whole, plus its parts (split on ``-``/``_``, then
+   on ``.``, then between letters and digits), so ``ERNIE-4.5-VL-28B-A3B`` is
+   found by ``ernie 4.5`` and by ``a3b``. The finest parts take successive
+   positions, so ``Python3`` also matches the phrase ``"python 3"``.
+
+Query-time analysis (``mode="query"``) uses precise mode and whole
+identifiers only, so a query term never matches a fragment it did not ask for.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+
+import jieba
+from whoosh.analysis import Token, Tokenizer
+
+# Bump when the tokens produced for a given text change: old indexes must be
+# rebuilt, and the schema version check tells the operator so.
+ANALYZER_VERSION = 1
+
+# Query-time stop words. They are still indexed (so phrases containing them
+# match exactly) but are not required when a query is split into terms.
+STOP_WORDS = frozenset(
+    "的 了 和 与 及 或 是 在 也 都 就 把 被 这 那 之 等 着 吗 呢 吧 啊 其 而 并 "
+    "a an the of to in on for and or is are".split()
+)
+
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+# A letter or digit that is not Han (Latin, Greek, Cyrillic, kana, ...).
+_ALNUM = rf"(?:(?![{_HAN}])[^\W_])"
+_TOKEN_RE = re.compile(
+    rf"(?P<han>[{_HAN}]+)"
+    # An optional leading dot only before letters, for names such as .net.
+    rf"|(?P<ident>(?:(?<![\w.])\.(?=[a-z]))?{_ALNUM}+(?:[.\-_]{_ALNUM}+)*(?:\+\+|#)?)"
+)
+_SEGMENT_RE = re.compile(r"[-_]")
+_PIECE_RE = re.compile(r"[^\W\d_]+|\d+")
+_VERSION_RE = re.compile(r"v(\d+(?:\.\d+)+)")
+
+_init_lock = threading.Lock()
+_initialized = False
+
+
+def init_jieba() -> None:
+    """Load jieba's dictionary once per process, quietly (it takes about a second)."""
+    global _initialized
+    with _init_lock:
+        if _initialized:
+            return
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+        _initialized = True
+
+
+def normalize(text: str) -> str:
+    """Fold full-width forms to half-width and lowercase, keeping the length unchanged.
+
+    A character whose folded form has a different length (for example the
+    ligature "ﬁ") is kept as it is, so every offset into the result is also an
+    offset into ``text``.
+    """
+    if text.isascii():
+        return text.lower()
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch.lower())
+            continue
+        folded = unicodedata.normalize("NFKC", ch)
+        if len(folded) == 1:
+            lowered = folded.lower()
+            out.append(lowered if len(lowered) == 1 else folded)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _identifier_parts(ident: str, start: int) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int, int]]]:
+    """Split an identifier into its finest pieces and its intermediate parts.
+
+    Returns ``(pieces, parts)``: pieces are ``(text, start, end)`` in order;
+    parts are ``(text, start, end, piece_index)`` for the whole identifier,
+    its ``-``/``_`` segments, their ``.`` sub-parts and the numeric core of a
+    version string, each anchored at the index of its first piece.
+    """
+    pieces = [(m.group(), start + m.start(), start + m.end()) for m in _PIECE_RE.finditer(ident)]
+    piece_at = {s: i for i, (_, s, _) in enumerate(pieces)}
+
+    def first_piece(s: int) -> int:
+        # The first piece that starts at or after s (a part may begin with ".").
+        for i, (_, ps, _) in enumerate(pieces):
+            if ps >= s:
+                return i
+        return len(pieces) - 1
+
+    parts: list[tuple[str, int, int, int]] = [(ident, start, start + len(ident), 0)]
+    offset = 0
+    for segment in _SEGMENT_RE.split(ident):
+        seg_start = start + offset
+        offset += len(segment) + 1
+        if not segment:
+            continue
+        parts.append((segment, seg_start, seg_start + len(segment), first_piece(seg_start)))
+        version = _VERSION_RE.fullmatch(segment)
+        if version:
+            parts.append((version.group(1), seg_start + 1, seg_start + len(segment), piece_at.get(seg_start + 1, 0)))
+        sub_offset = 0
+        for sub in segment.split("."):
+            sub_start = seg_start + sub_offset
+            sub_offset += len(sub) + 1
+            if sub:
+                parts.append((sub, sub_start, sub_start + len(sub), first_piece(sub_start)))
+    return pieces, parts
+
+
+def iter_terms(text: str, mode: str = "query") -> Iterator[tuple[str, int, int, int]]:
+    """Yield ``(term, position, startchar, endchar)`` for ``text``.
+
+    ``mode="index"`` adds sub-words and identifier parts; any other mode is
+    query analysis. Positions are ordinal; tokens that share a position are
+    alternatives for the same stretch of text.
+    """
+    init_jieba()
+    norm = normalize(text)
+    index_mode = mode == "index"
+    pos = 0
+    for m in _TOKEN_RE.finditer(norm):
+        run_start = m.start()
+        if m.lastgroup == "han":
+            for word, s, e in jieba.tokenize(m.group(), HMM=True):
+                s += run_start
+                e += run_start
+                yield word, pos, s, e
+                if index_mode and len(word) > 2:
+                    # The same sub-words jieba's search mode adds, at the parent's position.
+                    for n in (2, 3):
+                        if len(word) > n:
+                            for i in range(len(word) - n + 1):
+                                gram = word[i : i + n]
+                                if jieba.get_FREQ(gram):
+                                    yield gram, pos, s + i, s + i + n
+                pos += 1
+            continue
+        ident = m.group()
+        if not index_mode:
+            yield ident, pos, run_start, m.end()
+            pos += 1
+            continue
+        pieces, parts = _identifier_parts(ident, run_start)
+        found = {(text_, s): (pos + i, e) for text_, s, e, i in parts}
+        if len(pieces) > 1:
+            for i, (text_, s, e) in enumerate(pieces):
+                found.setdefault((text_, s), (pos + i, e))
+        # Whoosh expects each term's positions in increasing order.
+        for (text_, s), (p, e) in sorted(found.items(), key=lambda kv: (kv[1][0], kv[0][1], -kv[1][1])):
+            yield text_, p, s, e
+        pos += max(len(pieces), 1)
+
+
+class ChineseTokenizer(Tokenizer):  # type: ignore[misc]
+    """Whoosh tokenizer for Chinese, English and technical identifiers.
+
+    It honours Whoosh's tokenizer contract (``positions``, ``chars``,
+    ``start_pos``, ``start_char``, ``mode``, ``tokenize``), which jieba's own
+    ``ChineseAnalyzer`` ignores; that is why phrase queries work here.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __call__(
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: Any,
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        if not tokenize:
+            # Whoosh asks for the whole value as one token (e.g. for ranges).
+            token.original = token.text = normalize(value)
+            token.boost = 1.0
+            if positions:
+                token.pos = start_pos
+            if chars:
+                token.startchar, token.endchar = start_char, start_char + len(value)
+            yield token
+            return
+        for text, pos, start, end in iter_terms(value, mode):
+            token.text = text
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = value[start:end]
+            if positions:
+                token.pos = start_pos + pos
+            if chars:
+                token.startchar, token.endchar = start_char + start, start_char + end
+            yield token
+
+
+def chinese_analyzer() -> ChineseTokenizer:
+    """The analyzer every text field uses; changing its output requires a rebuild."""
+    return ChineseTokenizer()
+
+
+def query_terms(text: str) -> list[str]:
+    """Segment a query string the way the index is queried (precise mode, whole identifiers)."""
+    return [term for term, _, _, _ in iter_terms(text, "query")]

@@ -1,0 +1,43 @@
+"""The index schema and its version: part of the on-disk format.
+
+Whoosh pickles this schema (analyzer included) into every index, so field
+names, field types and ``indexer.analysis`` must stay importable under the
+same names. ``SCHEMA_VERSION`` is written next to the index; a mismatch makes
+zhsearch refuse the index and ask for a rebuild.
+"""
+
+from __future__ import annotations
+
+from whoosh.fields import DATETIME, ID, KEYWORD, STORED, TEXT, Schema
+
+from .analysis import ANALYZER_VERSION, chinese_analyzer
+
+# Bump FIELDS_VERSION when a field changes; the analyzer has its own counter.
+FIELDS_VERSION = 1
+SCHEMA_VERSION = f"{FIELDS_VERSION}.{ANALYZER_VERSION}"
+
+ID_FIELD = "id"
+TITLE = "title"
+BODY = "body"
+DATE = "date"
+SOURCE = "source"
+TAGS = "tags"
+URL = "url"
+
+SEARCH_FIELDS = (TITLE, BODY)
+# A title match says more about what an article is about than a body match.
+TITLE_BOOST = 2.0
+
+
+def build_schema() -> Schema:
+    """Return a fresh schema; every index zhsearch writes uses exactly this."""
+    analyzer = chinese_analyzer()
+    return Schema(
+        id=ID(stored=True, unique=True),
+        title=TEXT(analyzer=analyzer, stored=True, phrase=True, field_boost=TITLE_BOOST),
+        body=TEXT(analyzer=analyzer, stored=True, phrase=True),
+        date=DATETIME(stored=True, sortable=True),
+        source=ID(stored=True),
+        tags=KEYWORD(stored=True, commas=True, scorable=False),
+        url=STORED(),
+    )

@@ -1,0 +1,147 @@
+"""Searching: one ``Searcher`` per process, returning ``SearchPage`` objects.
+
+The CLI and the web service both render these objects, so the HTML page and
+the JSON API always agree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .corpus import Article
+from .errors import QueryError
+from .highlight import highlight_all, snippet
+from .store import IndexInfo, IndexStore, open_store
+
+MAX_PAGE_SIZE = 100
+
+
+def format_date(value: datetime | None) -> str | None:
+    """ISO 8601: the date alone when there is no time of day."""
+    if value is None:
+        return None
+    if value.hour == value.minute == value.second == value.microsecond == 0:
+        return value.date().isoformat()
+    return value.isoformat()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result, with its highlighted title and snippet (safe HTML)."""
+
+    id: str
+    title: str
+    url: str
+    date: str | None
+    source: str
+    tags: list[str]
+    score: float
+    title_html: str
+    snippet_html: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of one result."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "url": self.url,
+            "date": self.date,
+            "source": self.source,
+            "tags": list(self.tags),
+            "score": round(self.score, 4),
+            "title_html": self.title_html,
+            "snippet_html": self.snippet_html,
+        }
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of results for a query."""
+
+    query: str
+    total: int
+    page: int
+    size: int
+    took_ms: float
+    hits: list[Hit] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        """How many pages the results fill."""
+        return max(1, -(-self.total // self.size))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``/api/search``."""
+        return {
+            "query": self.query,
+            "total": self.total,
+            "page": self.page,
+            "size": self.size,
+            "took_ms": round(self.took_ms, 2),
+            "results": [hit.to_dict() for hit in self.hits],
+        }
+
+
+def document_dict(doc: Article) -> dict[str, Any]:
+    """The JSON shape of a stored document (``/api/documents/<id>``)."""
+    return {
+        "id": doc.id,
+        "title": doc.title,
+        "body": doc.body,
+        "date": format_date(doc.date),
+        "source": doc.source,
+        "tags": list(doc.tags),
+        "url": doc.url,
+    }
+
+
+class Searcher:
+    """Searches one index; open it once per process and reuse it (it follows rebuilds)."""
+
+    def __init__(self, index_dir: str | Path, backend: str = "whoosh", store: IndexStore | None = None) -> None:
+        self.index_dir = Path(index_dir)
+        self.store = store if store is not None else open_store(index_dir, backend)
+
+    def search(self, q: str, page: int = 1, size: int = 10) -> SearchPage:
+        """Run query ``q`` and return page ``page`` of ``size`` highlighted hits."""
+        if page < 1:
+            raise QueryError("page must be 1 or more")
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise QueryError(f"size must be between 1 and {MAX_PAGE_SIZE}")
+        q = q.strip()
+        if not q:
+            raise QueryError("the query is empty")
+        started = time.perf_counter()
+        raw = self.store.search(q, page, size)
+        hits = [
+            Hit(
+                id=h.doc.id,
+                title=h.doc.title,
+                url=h.doc.url,
+                date=format_date(h.doc.date),
+                source=h.doc.source,
+                tags=list(h.doc.tags),
+                score=h.score,
+                title_html=highlight_all(h.doc.title, raw.terms),
+                snippet_html=snippet(h.doc.body, raw.terms),
+            )
+            for h in raw.hits
+        ]
+        took_ms = (time.perf_counter() - started) * 1000
+        return SearchPage(query=q, total=raw.total, page=page, size=size, took_ms=took_ms, hits=hits)
+
+    def get(self, doc_id: str) -> Article | None:
+        """The stored document with this id, or None."""
+        return self.store.get(doc_id)
+
+    def info(self) -> IndexInfo:
+        """Document count, size, format version and build time of the index."""
+        return self.store.info()
+
+    def close(self) -> None:
+        """Release the index files."""
+        self.store.close()

@@ -1,0 +1,104 @@
+"""The storage seam: the one small interface every index backend implements.
+
+Everything above this line (building, searching, highlighting, the CLI and
+the web service) talks to an ``IndexStore``; only a backend module knows how
+documents are stored and queried. ``open_store`` picks the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from .corpus import Article
+from .errors import IndexerError
+
+BACKENDS = ("whoosh",)
+
+
+@dataclass(frozen=True)
+class RawHit:
+    """A stored document and its relevance score, before highlighting."""
+
+    doc: Article
+    score: float
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """One page of matches, the total count, and the terms to highlight."""
+
+    total: int
+    hits: list[RawHit]
+    terms: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What ``zhsearch info`` and ``/healthz`` report about an index."""
+
+    path: str
+    backend: str
+    documents: int
+    size_bytes: int
+    schema_version: str
+    built_at: datetime | None
+    updated_at: datetime | None
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict of the same fields."""
+        return {
+            "path": self.path,
+            "backend": self.backend,
+            "documents": self.documents,
+            "size_bytes": self.size_bytes,
+            "schema_version": self.schema_version,
+            "built_at": self.built_at.isoformat(timespec="seconds") if self.built_at else None,
+            "updated_at": self.updated_at.isoformat(timespec="seconds") if self.updated_at else None,
+            "sources": list(self.sources),
+        }
+
+
+class IndexStore(Protocol):
+    """build, add, delete, search, get, info: all a backend has to provide."""
+
+    def build(self, articles: Iterable[Article], sources: list[str]) -> int:
+        """Replace the whole index with ``articles``, atomically; return how many were written."""
+        ...
+
+    def add(self, articles: Iterable[Article]) -> int:
+        """Add or replace documents by id; return how many were written."""
+        ...
+
+    def delete(self, ids: Iterable[str]) -> list[str]:
+        """Delete documents by id; return the ids that existed and were deleted."""
+        ...
+
+    def search(self, query: str, page: int, size: int) -> RawPage:
+        """Run a query string and return one page of hits, best first."""
+        ...
+
+    def get(self, doc_id: str) -> Article | None:
+        """Return the stored document with this id, or None."""
+        ...
+
+    def info(self) -> IndexInfo:
+        """Describe the index."""
+        ...
+
+    def close(self) -> None:
+        """Release files and connections."""
+        ...
+
+
+def open_store(index_dir: str | Path, backend: str = "whoosh") -> IndexStore:
+    """Open the index at ``index_dir`` with the named backend (it may not exist yet)."""
+    if backend == "whoosh":
+        from .whoosh_backend import WhooshStore
+
+        return WhooshStore(Path(index_dir))
+    raise IndexerError(f"unknown index backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

@@ -1,0 +1,39 @@
+"""zhsearch's web service: a thin Flask layer over the ``indexer`` package.
+
+``create_app()`` reads settings from ``service.config`` and ``ZHSEARCH_*``
+environment variables; tests pass a dict instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from indexer import Searcher, init_jieba
+
+from . import errors, views
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web app. Tests pass test_config; deployments set ZHSEARCH_* variables."""
+    app = Flask(__name__)
+    app.config.from_object("service.config")
+    if test_config is None:
+        app.config.from_prefixed_env("ZHSEARCH")
+    else:
+        app.config.update(test_config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    init_jieba()
+    searcher = Searcher(Path(app.config["INDEX_DIR"]))
+    # Fail at start-up with a clear message if the index is missing or stale;
+    # then close, so each forked worker opens its own files.
+    searcher.info()
+    searcher.close()
+    app.extensions["zhsearch.searcher"] = searcher
+    app.register_blueprint(views.bp)
+    errors.register(app)
+    return app

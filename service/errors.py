@@ -1,0 +1,68 @@
+"""One error shape: ``{"error": {"code", "message"}}`` under /api/, a friendly page elsewhere."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from indexer import IndexerError, IndexMissingError, QueryError, SchemaMismatchError
+
+
+class RequestError(Exception):
+    """A client error with a machine-readable code and a message for people."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def error_response(status: int, code: str, message: str) -> tuple[Response | str, int]:
+    """Render an error as JSON for API paths and as the error page otherwise."""
+    if _wants_json():
+        return jsonify({"error": {"code": code, "message": message}}), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def _code_for(status: int) -> str:
+    return {
+        400: "bad_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        414: "uri_too_long",
+        431: "headers_too_large",
+    }.get(status, "http_error")
+
+
+def register(app: Flask) -> None:
+    """Install the error handlers on ``app``."""
+
+    @app.errorhandler(RequestError)
+    def _request_error(exc: RequestError) -> tuple[Response | str, int]:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
+        status = exc.code or 500
+        return error_response(status, _code_for(status), exc.description or exc.name)
+
+    @app.errorhandler(QueryError)
+    def _query_error(exc: QueryError) -> tuple[Response | str, int]:
+        return error_response(400, "invalid_parameter", str(exc))
+
+    @app.errorhandler(IndexerError)
+    def _index_error(exc: IndexerError) -> tuple[Response | str, int]:
+        # A missing or outdated index is an operator problem: 503, with the fix.
+        if isinstance(exc, IndexMissingError | SchemaMismatchError):
+            return error_response(503, "index_unavailable", str(exc))
+        app.logger.exception("index error")
+        return error_response(503, "index_error", str(exc))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response | str, int]:
+        app.logger.exception("unhandled error")
+        return error_response(500, "internal_error", "internal error; the server log has the details")
