@@ -48,6 +48,8 @@ WRITE_TIMEOUT_S = 30.0
 # Memory for Whoosh's in-memory posting pool before it spills to disk.
 WRITER_LIMIT_MB = 256
 FORMAT_NAME = "zhsearch-index"
+# BM25F with the usual constants; the title field carries its own boost (schema.TITLE_BOOST).
+WEIGHTING = scoring.BM25F(B=0.75, K1=1.2)
 
 REBUILD_HINT = "rebuild it with `zhsearch build PATH...`"
 
@@ -380,7 +382,7 @@ class WhooshStore:
                 self._read_meta(gen)
                 old_searcher, old_ix = self._searcher, self._ix
                 ix = whoosh_index.open_dir(str(gen))
-                self._searcher = ix.searcher(weighting=scoring.BM25F(B=0.75, K1=1.2))
+                self._searcher = ix.searcher(weighting=WEIGHTING)
                 self._ix, self._gen = ix, gen
                 self._parser = make_parser(ix.schema)
                 if old_searcher is not None:
@@ -388,7 +390,11 @@ class WhooshStore:
                 if old_ix is not None:
                     old_ix.close()
             elif not self._searcher.up_to_date():
-                self._searcher = self._searcher.refresh()
+                # Not Searcher.refresh(): it reuses segment readers and so
+                # misses deletions committed to an existing segment.
+                old_searcher = self._searcher
+                self._searcher = self._ix.searcher(weighting=WEIGHTING)
+                old_searcher.close()
             return self._searcher
 
     def parse(self, text: str) -> query.Query:

@@ -1,0 +1,87 @@
+"""Search semantics and ranking on a real index: golden queries, phrases, AND, escaping."""
+
+from __future__ import annotations
+
+import pytest
+
+from indexer import QueryError, Searcher
+
+from .conftest import DATA, load_golden
+
+
+@pytest.mark.parametrize(("query", "top_id"), load_golden(DATA / "queries.tsv"))
+def test_golden_top_hit(searcher: Searcher, query: str, top_id: str) -> None:
+    page = searcher.search(query)
+    assert page.hits, f"no hits for {query!r}"
+    assert page.hits[0].id == top_id
+
+
+def test_space_separated_words_are_anded(searcher: Searcher) -> None:
+    assert {h.id for h in searcher.search("飞桨 开源").hits} == {"ernie"}
+    assert searcher.search("飞桨 Kubernetes").total == 0
+
+
+def test_compound_word_is_found_inside_longer_words(searcher: Searcher) -> None:
+    # 大模型 is split by jieba; the query must still find 文心大模型.
+    ids = {h.id for h in searcher.search("大模型").hits}
+    assert "ernie" in ids
+
+
+def test_quoted_phrase_matches_adjacent_text_only(searcher: Searcher) -> None:
+    loose = {h.id for h in searcher.search("混合 专家").hits}
+    assert loose == {"moe-intro", "hybrid-car"}
+    assert [h.id for h in searcher.search('"混合专家"').hits] == ["moe-intro"]
+
+
+def test_adjacent_match_ranks_above_scattered_words(searcher: Searcher) -> None:
+    assert [h.id for h in searcher.search("混合专家").hits][0] == "moe-intro"
+
+
+def test_title_matches_rank_above_body_matches(searcher: Searcher) -> None:
+    # 开源 is in ernie's title and only in bodies elsewhere.
+    hits = searcher.search("开源").hits
+    assert hits[0].id == "ernie"
+
+
+def test_hits_carry_fields_and_highlights(searcher: Searcher) -> None:
+    hit = searcher.search("ERNIE 4.5").hits[0]
+    assert hit.id == "ernie"
+    assert hit.url == "https://news.example.com/ernie-45"
+    assert hit.date == "2025-06-30"
+    assert hit.source == "开源观察"
+    assert hit.tags == ["大模型", "开源"]
+    assert "<mark>4.5</mark>" in hit.title_html
+    assert "<mark>ERNIE</mark> <mark>4.5</mark>" in hit.snippet_html
+    assert hit.score > 0
+
+
+def test_script_in_a_document_comes_back_inert(searcher: Searcher) -> None:
+    hit = searcher.search("GPT-4o").hits[0]
+    assert "<script>" not in hit.snippet_html
+    assert "&lt;<mark>script</mark>&gt;" in searcher.search("script").hits[0].snippet_html
+
+
+def test_paging(searcher: Searcher) -> None:
+    first = searcher.search("大模型 OR 汽车 OR Python", page=1, size=2)
+    second = searcher.search("大模型 OR 汽车 OR Python", page=2, size=2)
+    assert first.total == second.total >= 3
+    assert len(first.hits) == 2
+    assert not {h.id for h in first.hits} & {h.id for h in second.hits}
+    far = searcher.search("大模型", page=50, size=10)
+    assert far.hits == [] and far.total > 0
+
+
+@pytest.mark.parametrize("query", ['"未闭合', "a)", "(((", "title:", "：", "AND", '""'])
+def test_malformed_syntax_never_raises(searcher: Searcher, query: str) -> None:
+    searcher.search(query)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"page": 0}, "page"), ({"size": 0}, "size"), ({"size": 101}, "size")])
+def test_bad_parameters_raise_query_error(searcher: Searcher, kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        searcher.search("飞桨", **kwargs)
+
+
+def test_empty_query_is_an_error(searcher: Searcher) -> None:
+    with pytest.raises(QueryError):
+        searcher.search("   ")
