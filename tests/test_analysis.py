@@ -8,7 +8,10 @@ from indexer.analysis import ChineseTokenizer, iter_terms, normalize, query_term
 
 
 def index_tokens(text: str) -> list[tuple[str, int, int, int]]:
-    return [(t.text, t.pos, t.startchar, t.endchar) for t in ChineseTokenizer()(text, positions=True, chars=True, mode="index")]
+    return [
+        (t.text, t.pos, t.startchar, t.endchar)
+        for t in ChineseTokenizer()(text, positions=True, chars=True, mode="index")
+    ]
 
 
 def test_precise_words_get_ordinal_positions() -> None:
