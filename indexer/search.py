@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .analysis import init_jieba
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
@@ -104,6 +105,8 @@ class Searcher:
 
     def __init__(self, index_dir: str | Path, backend: str = "whoosh", store: IndexStore | None = None) -> None:
         self.index_dir = Path(index_dir)
+        # Load jieba's dictionary now, not inside the first query's timing.
+        init_jieba()
         self.store = store if store is not None else open_store(index_dir, backend)
 
     def search(self, q: str, page: int = 1, size: int = 10) -> SearchPage:
