@@ -8,6 +8,7 @@ input record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -42,6 +43,12 @@ class Article:
     url: str = ""
     origin: str = ""
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def content_hash(self) -> str:
+        """A digest of everything indexed about the article (not where it came from)."""
+        parts = [self.id, self.title, self.body, self.date.isoformat() if self.date else "", self.source, self.url]
+        parts.extend(self.tags)
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

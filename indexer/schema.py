@@ -13,7 +13,7 @@ from whoosh.fields import DATETIME, ID, KEYWORD, STORED, TEXT, Schema
 from .analysis import ANALYZER_VERSION, chinese_analyzer
 
 # Bump FIELDS_VERSION when a field changes; the analyzer has its own counter.
-FIELDS_VERSION = 1
+FIELDS_VERSION = 2
 SCHEMA_VERSION = f"{FIELDS_VERSION}.{ANALYZER_VERSION}"
 
 ID_FIELD = "id"
@@ -23,6 +23,9 @@ DATE = "date"
 SOURCE = "source"
 TAGS = "tags"
 URL = "url"
+# Where a document came from and a hash of its content, for incremental sync.
+ORIGIN = "origin"
+CONTENT_HASH = "content_hash"
 
 SEARCH_FIELDS = (TITLE, BODY)
 # A title match says more about what an article is about than a body match.
@@ -40,4 +43,6 @@ def build_schema() -> Schema:
         source=ID(stored=True),
         tags=KEYWORD(stored=True, commas=True, scorable=False),
         url=STORED(),
+        origin=ID(stored=True),
+        content_hash=ID(stored=True),
     )

@@ -86,6 +86,10 @@ class IndexStore(Protocol):
         """Return the stored document with this id, or None."""
         ...
 
+    def manifest(self) -> dict[str, tuple[str, str]]:
+        """``{id: (origin, content_hash)}`` for every stored document."""
+        ...
+
     def info(self) -> IndexInfo:
         """Describe the index."""
         ...

@@ -35,7 +35,20 @@ from . import __version__
 from .analysis import STOP_WORDS, init_jieba
 from .corpus import Article
 from .errors import IndexBusyError, IndexDirError, IndexMissingError, SchemaMismatchError
-from .schema import BODY, DATE, ID_FIELD, SCHEMA_VERSION, SEARCH_FIELDS, SOURCE, TAGS, TITLE, URL, build_schema
+from .schema import (
+    BODY,
+    CONTENT_HASH,
+    DATE,
+    ID_FIELD,
+    ORIGIN,
+    SCHEMA_VERSION,
+    SEARCH_FIELDS,
+    SOURCE,
+    TAGS,
+    TITLE,
+    URL,
+    build_schema,
+)
 from .store import IndexInfo, RawHit, RawPage
 
 CURRENT = "CURRENT"
@@ -93,6 +106,8 @@ def _fields(article: Article) -> dict[str, Any]:
         SOURCE: article.source,
         TAGS: ",".join(article.tags),
         URL: article.url,
+        ORIGIN: article.origin,
+        CONTENT_HASH: article.content_hash(),
     }
     if article.date is not None:
         fields[DATE] = article.date
@@ -109,6 +124,7 @@ def _article(stored: dict[str, Any]) -> Article:
         source=stored.get(SOURCE, ""),
         tags=tuple(t for t in tags.split(",") if t),
         url=stored.get(URL, ""),
+        origin=stored.get(ORIGIN, ""),
     )
 
 
@@ -425,6 +441,13 @@ class WhooshStore:
         """The stored document with this id, or None."""
         stored = self._get_searcher().document(**{ID_FIELD: doc_id})
         return _article(stored) if stored else None
+
+    def manifest(self) -> dict[str, tuple[str, str]]:
+        """``{id: (origin, content_hash)}`` for every document, for incremental sync."""
+        return {
+            fields[ID_FIELD]: (fields.get(ORIGIN, ""), fields.get(CONTENT_HASH, ""))
+            for fields in self._get_searcher().all_stored_fields()
+        }
 
     def info(self) -> IndexInfo:
         """Document count, size on disk, format version and times of the live index."""

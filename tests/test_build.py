@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from indexer import (
+    SCHEMA_VERSION,
     IndexDirError,
     IndexMissingError,
     SchemaMismatchError,
@@ -143,6 +144,6 @@ def test_info_reports_the_index(index_dir: Path) -> None:
     s.close()
     assert info.documents == 8
     assert info.size_bytes > 0
-    assert info.schema_version == "1.1"
+    assert info.schema_version == SCHEMA_VERSION
     assert info.built_at is not None
     assert info.sources == [str(MINI_CORPUS.resolve())]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from indexer import SCHEMA_VERSION
 from indexer.cli import cli
 
 from .conftest import MINI_CORPUS, ROOT
@@ -76,14 +77,14 @@ def test_index_dir_from_the_environment(runner: CliRunner, built: Path) -> None:
     assert result.exit_code == 0
     info = json.loads(result.stdout)
     assert info["documents"] == 8
-    assert info["schema_version"] == "1.1"
+    assert info["schema_version"] == SCHEMA_VERSION
     assert info["built_at"]
 
 
 def test_info_text(runner: CliRunner, built: Path) -> None:
     result = runner.invoke(cli, ["info", "--index", str(built)])
     assert "documents:        8" in result.stdout
-    assert "format version:   1.1" in result.stdout
+    assert f"format version:   {SCHEMA_VERSION}" in result.stdout
     assert "size on disk:" in result.stdout and "built at (UTC):" in result.stdout
 
 
