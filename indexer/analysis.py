@@ -8,9 +8,11 @@ not move, and any change to the tokens it produces must bump
 How text becomes tokens:
 
 1. Normalise each character without changing the length of the text:
-   full-width forms become half-width (NFKC) and letters are lowercased. The
-   normalised string has the same length as the original, so token offsets
-   point into the original text and highlighting stays exact.
+   full-width forms become half-width (NFKC), letters are lowercased, and
+   traditional characters are folded to simplified ones (OpenCC's t2s table,
+   applied one character at a time). The normalised string has the same
+   length as the original, so token offsets point into the original text and
+   highlighting stays exact.
 2. Split the normalised text into runs of Han characters and runs of
    "identifiers" (letters and digits joined by ``.``, ``-`` or ``_``, such as
    ``v2.7.4``, ``qwen2.5-vl-32b``, ``c++``, ``.net``). Everything else
@@ -27,23 +29,37 @@ How text becomes tokens:
 
 Query-time analysis (``mode="query"``) uses precise mode and whole
 identifiers only, so a query term never matches a fragment it did not ask for.
+
+The user dictionary (``ZHSEARCH_USER_DICT``) is jieba's format, one
+``word [frequency] [tag]`` per line. Its words are folded like all text, so
+``K8S集群`` and ``k8s集群`` are one entry. Only runs of Chinese characters go
+to jieba, so an entry mixing Latin letters and Chinese has no effect. The
+dictionary changes segmentation, so an index records which one (by SHA-256)
+it was built with.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 import threading
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jieba
+import opencc
 from whoosh.analysis import Token, Tokenizer
+
+from .errors import IndexerError
 
 # Bump when the tokens produced for a given text change: old indexes must be
 # rebuilt, and the schema version check tells the operator so.
-ANALYZER_VERSION = 1
+ANALYZER_VERSION = 2
 
 # Query-time stop words. They are still indexed (so phrases containing them
 # match exactly) but are not required when a query is split into terms.
@@ -65,11 +81,12 @@ _PIECE_RE = re.compile(r"[^\W\d_]+|\d+")
 _VERSION_RE = re.compile(r"v(\d+(?:\.\d+)+)")
 
 _init_lock = threading.Lock()
+_lock = threading.Lock()
 _initialized = False
+USER_DICT_ENV = "ZHSEARCH_USER_DICT"
 
 
-def init_jieba() -> None:
-    """Load jieba's dictionary once per process, quietly (it takes about a second)."""
+def _init_jieba_core() -> None:
     global _initialized
     with _init_lock:
         if _initialized:
@@ -79,27 +96,132 @@ def init_jieba() -> None:
         _initialized = True
 
 
-def normalize(text: str) -> str:
-    """Fold full-width forms to half-width and lowercase, keeping the length unchanged.
+def init_jieba() -> None:
+    """Load jieba's dictionary and the user dictionary (``ZHSEARCH_USER_DICT``) once per process.
 
-    A character whose folded form has a different length (for example the
-    ligature "ﬁ") is kept as it is, so every offset into the result is also an
-    offset into ``text``.
+    The user dictionary must be loaded before any text is segmented, so that
+    indexing and querying split words the same way.
     """
+    _init_jieba_core()
+    if _loaded_user_dict is None and os.environ.get(USER_DICT_ENV):
+        load_user_dict()
+
+
+@dataclass(frozen=True)
+class UserDict:
+    """A loaded user dictionary: where it came from and a digest of its content."""
+
+    path: str
+    sha256: str
+    words: int
+
+
+_loaded_user_dict: UserDict | None = None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_user_dict(path: str | Path | None = None) -> UserDict | None:
+    """Add the user dictionary's words to jieba in this process (once); None when none is set.
+
+    ``path`` defaults to ``ZHSEARCH_USER_DICT``. Raises ``IndexerError`` if
+    the file cannot be read or a line is malformed, naming the line.
+    """
+    global _loaded_user_dict
+    chosen = str(path) if path else os.environ.get(USER_DICT_ENV, "")
+    if not chosen:
+        return None
+    resolved = str(Path(chosen).resolve())
+    with _lock:
+        if _loaded_user_dict is not None:
+            if _loaded_user_dict.path != resolved:
+                raise IndexerError(
+                    f"this process already uses the user dictionary {_loaded_user_dict.path}; "
+                    f"start a new process to use {resolved}"
+                )
+            return _loaded_user_dict
+        _init_jieba_core()
+        try:
+            with open(resolved, encoding="utf-8-sig") as f:
+                lines = f.read().splitlines()
+        except OSError as exc:
+            raise IndexerError(f"cannot read the user dictionary {resolved}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise IndexerError(f"the user dictionary {resolved} is not UTF-8 text") from None
+        words = 0
+        for lineno, line in enumerate(lines, start=1):
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            word = normalize(parts[0])
+            freq: int | None = None
+            tag: str | None = None
+            for extra in parts[1:3]:
+                if extra.isdigit():
+                    freq = int(extra)
+                else:
+                    tag = extra
+            if len(parts) > 3:
+                raise IndexerError(f"{resolved}:{lineno}: expected 'word [frequency] [tag]', got {line!r}")
+            jieba.add_word(word, freq, tag)
+            words += 1
+        _loaded_user_dict = UserDict(resolved, file_sha256(resolved), words)
+        return _loaded_user_dict
+
+
+def current_user_dict() -> UserDict | None:
+    """The user dictionary loaded in this process, if any."""
+    return _loaded_user_dict
+
+
+def _build_fold_table() -> dict[int, str]:
+    """One-character foldings: NFKC width/compatibility forms, lowercase, traditional → simplified."""
+    converter = opencc.OpenCC("t2s")
+    table: dict[int, str] = {}
+    for cp in range(0x80, 0x10000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        folded = unicodedata.normalize("NFKC", ch)
+        if len(folded) != 1:
+            folded = ch
+        lowered = folded.lower()
+        if len(lowered) == 1:
+            folded = lowered
+        if "\u3400" <= folded <= "\u9fff" or "\uf900" <= folded <= "\ufaff":
+            simplified = converter.convert(folded)
+            if len(simplified) == 1:
+                folded = simplified
+        if folded != ch:
+            table[cp] = folded
+    for cp in range(ord("A"), ord("Z") + 1):
+        table[cp] = chr(cp + 32)
+    return table
+
+
+_FOLD_TABLE: dict[int, str] | None = None
+
+
+def normalize(text: str) -> str:
+    """Fold width, case and traditional characters, keeping the length unchanged.
+
+    Every character maps to exactly one character (a folding that would
+    change the length, such as the ligature "ﬁ", is not applied), so every
+    offset into the result is also an offset into ``text``.
+    """
+    global _FOLD_TABLE
     if text.isascii():
         return text.lower()
-    out = []
-    for ch in text:
-        if ch.isascii():
-            out.append(ch.lower())
-            continue
-        folded = unicodedata.normalize("NFKC", ch)
-        if len(folded) == 1:
-            lowered = folded.lower()
-            out.append(lowered if len(lowered) == 1 else folded)
-        else:
-            out.append(ch)
-    return "".join(out)
+    if _FOLD_TABLE is None:
+        _FOLD_TABLE = _build_fold_table()
+    return text.translate(_FOLD_TABLE)
 
 
 def _identifier_parts(ident: str, start: int) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int, int]]]:
@@ -238,6 +360,18 @@ class ChineseTokenizer(Tokenizer):  # type: ignore[misc]
 def chinese_analyzer() -> ChineseTokenizer:
     """The analyzer every text field uses; changing its output requires a rebuild."""
     return ChineseTokenizer()
+
+
+def identifier_pieces(term: str) -> list[str]:
+    """The finest parts of a query identifier (``python3`` → python, 3); [] for a plain word.
+
+    A query for ``Python3`` also runs the phrase of its pieces, which the
+    index holds at successive positions for both ``Python3`` and ``Python 3``.
+    """
+    if not term.isascii() or not _TOKEN_RE.fullmatch(term):
+        return []
+    pieces = _PIECE_RE.findall(term)
+    return pieces if len(pieces) > 1 else []
 
 
 def query_terms(text: str) -> list[str]:

@@ -7,16 +7,20 @@ the JSON API always agree.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .analysis import init_jieba
+from .analysis import init_jieba, query_terms
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
-from .store import IndexInfo, IndexStore, open_store
+from .plan import add_filters, expand_synonyms, highlight_terms
+from .query import has_positive_text, parse_query, positive_texts
+from .store import FACETS, SORTS, IndexInfo, IndexStore, SearchRequest, open_store
+from .vocabulary import Synonyms
 
 MAX_PAGE_SIZE = 100
 
@@ -69,6 +73,10 @@ class SearchPage:
     size: int
     took_ms: float
     hits: list[Hit] = field(default_factory=list)
+    facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    partial: bool = False
+    # The words the query was understood as, after segmentation (for "no results" help).
+    terms: list[str] = field(default_factory=list)
 
     @property
     def pages(self) -> int:
@@ -83,6 +91,9 @@ class SearchPage:
             "page": self.page,
             "size": self.size,
             "took_ms": round(self.took_ms, 2),
+            "partial": self.partial,
+            "terms": list(self.terms),
+            "facets": {name: [{"value": v, "count": n} for v, n in values] for name, values in self.facets.items()},
             "results": [hit.to_dict() for hit in self.hits],
         }
 
@@ -103,23 +114,67 @@ def document_dict(doc: Article) -> dict[str, Any]:
 class Searcher:
     """Searches one index; open it once per process and reuse it (it follows rebuilds)."""
 
-    def __init__(self, index_dir: str | Path, backend: str = "whoosh", store: IndexStore | None = None) -> None:
+    def __init__(
+        self,
+        index_dir: str | Path,
+        backend: str = "whoosh",
+        store: IndexStore | None = None,
+        synonyms: str | Path | None = None,
+    ) -> None:
         self.index_dir = Path(index_dir)
         # Load jieba's dictionary now, not inside the first query's timing.
         init_jieba()
         self.store = store if store is not None else open_store(index_dir, backend)
+        self.synonyms = Synonyms(synonyms)
 
-    def search(self, q: str, page: int = 1, size: int = 10) -> SearchPage:
-        """Run query ``q`` and return page ``page`` of ``size`` highlighted hits."""
+    def search(
+        self,
+        q: str,
+        page: int = 1,
+        size: int = 10,
+        *,
+        sources: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        sort: str = "relevance",
+        facets: bool = False,
+        time_limit: float | None = None,
+    ) -> SearchPage:
+        """Run query ``q`` (see ``indexer.query`` for the syntax) and return one page of highlighted hits.
+
+        ``sources``, ``tags`` and the date range narrow the results like the
+        ``source:``, ``tag:`` and ``date:`` syntax. ``sort`` is "relevance" or
+        "date" (newest first). With ``facets``, counts of sources and tags
+        over all matches come back too.
+        """
         if page < 1:
             raise QueryError("page must be 1 or more")
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise QueryError(f"size must be between 1 and {MAX_PAGE_SIZE}")
-        q = q.strip()
-        if not q:
+        if sort not in SORTS:
+            raise QueryError(f"sort must be one of: {', '.join(SORTS)}")
+        q = " ".join(q.split())
+        source_list, tag_list = list(sources), list(tags)
+        has_filters = bool(source_list or tag_list or date_from or date_to)
+        if not q and not has_filters:
             raise QueryError("the query is empty")
         started = time.perf_counter()
-        raw = self.store.search(q, page, size)
+        tree = add_filters(parse_query(q), source_list, tag_list, date_from, date_to)
+        if not has_positive_text(tree) and sort == "relevance":
+            # Nothing to rank by (only filters): newest first is the useful order.
+            sort = "date"
+        expanded = expand_synonyms(tree, self.synonyms)
+        request = SearchRequest(
+            query=expanded,
+            page=page,
+            size=size,
+            sort=sort,
+            facets=FACETS if facets else (),
+            time_limit=time_limit,
+        )
+        raw = self.store.search(request) if expanded is not None else None
+        terms = highlight_terms(expanded)
         hits = [
             Hit(
                 id=h.doc.id,
@@ -129,13 +184,24 @@ class Searcher:
                 source=h.doc.source,
                 tags=list(h.doc.tags),
                 score=h.score,
-                title_html=highlight_all(h.doc.title, raw.terms),
-                snippet_html=snippet(h.doc.body, raw.terms),
+                title_html=highlight_all(h.doc.title, terms),
+                snippet_html=snippet(h.doc.body, terms),
             )
-            for h in raw.hits
+            for h in (raw.hits if raw else [])
         ]
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchPage(query=q, total=raw.total, page=page, size=size, took_ms=took_ms, hits=hits)
+        understood = [t for item in positive_texts(tree) for t in query_terms(item.text)]
+        return SearchPage(
+            query=q,
+            total=raw.total if raw else 0,
+            page=page,
+            size=size,
+            took_ms=took_ms,
+            hits=hits,
+            facets=raw.facets if raw else {},
+            partial=raw.partial if raw else False,
+            terms=understood,
+        )
 
     def get(self, doc_id: str) -> Article | None:
         """The stored document with this id, or None."""

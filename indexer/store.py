@@ -15,6 +15,7 @@ from typing import Protocol
 
 from .corpus import Article
 from .errors import IndexerError
+from .query import Node
 
 BACKENDS = ("whoosh",)
 
@@ -29,11 +30,29 @@ class RawHit:
 
 @dataclass(frozen=True)
 class RawPage:
-    """One page of matches, the total count, and the terms to highlight."""
+    """One page of matches, the total count, facet counts, and whether time ran out."""
 
     total: int
     hits: list[RawHit]
-    terms: frozenset[str] = frozenset()
+    facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    partial: bool = False
+
+
+SORTS = ("relevance", "date")
+FACETS = ("source", "tags")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A parsed query and how to page, sort and count it; every backend takes this."""
+
+    query: Node | None
+    page: int = 1
+    size: int = 10
+    sort: str = "relevance"
+    facets: tuple[str, ...] = ()
+    # Seconds before a search stops and returns what it has, flagged partial.
+    time_limit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,10 @@ class IndexInfo:
     built_at: datetime | None
     updated_at: datetime | None
     sources: list[str] = field(default_factory=list)
+    # The user dictionary the index was built with: {"path", "sha256"}, or None.
+    user_dict: dict[str, str] | None = None
+    # Problems an operator should fix, such as a different running user dictionary.
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict of the same fields."""
@@ -60,6 +83,8 @@ class IndexInfo:
             "built_at": self.built_at.isoformat(timespec="seconds") if self.built_at else None,
             "updated_at": self.updated_at.isoformat(timespec="seconds") if self.updated_at else None,
             "sources": list(self.sources),
+            "user_dict": dict(self.user_dict) if self.user_dict else None,
+            "warnings": list(self.warnings),
         }
 
 
@@ -78,8 +103,8 @@ class IndexStore(Protocol):
         """Delete documents by id; return the ids that existed and were deleted."""
         ...
 
-    def search(self, query: str, page: int, size: int) -> RawPage:
-        """Run a query string and return one page of hits, best first."""
+    def search(self, request: SearchRequest) -> RawPage:
+        """Run a parsed query and return one page of hits in the requested order."""
         ...
 
     def get(self, doc_id: str) -> Article | None:

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from whoosh import index as whoosh_index
-from whoosh import qparser, query, scoring
+from whoosh import scoring, sorting
+from whoosh.collectors import TimeLimit, TimeLimitCollector
 from whoosh.index import LockError
 from whoosh.searching import Searcher as WhooshSearcher
 
 from . import __version__
-from .analysis import STOP_WORDS, init_jieba
+from .analysis import current_user_dict, init_jieba
 from .corpus import Article
 from .errors import IndexBusyError, IndexDirError, IndexMissingError, SchemaMismatchError
 from .schema import (
@@ -42,14 +43,14 @@ from .schema import (
     ID_FIELD,
     ORIGIN,
     SCHEMA_VERSION,
-    SEARCH_FIELDS,
     SOURCE,
     TAGS,
     TITLE,
     URL,
     build_schema,
 )
-from .store import IndexInfo, RawHit, RawPage
+from .store import IndexInfo, RawHit, RawPage, SearchRequest
+from .whoosh_query import compile_request_query
 
 CURRENT = "CURRENT"
 META_FILE = "zhsearch.json"
@@ -65,6 +66,12 @@ FORMAT_NAME = "zhsearch-index"
 WEIGHTING = scoring.BM25F(B=0.75, K1=1.2)
 
 REBUILD_HINT = "rebuild it with `zhsearch build PATH...`"
+MAX_FACET_VALUES = 20
+_FACETS = {
+    SOURCE: sorting.FieldFacet(SOURCE),
+    # A document has several tags, so it is counted under each.
+    "tags": sorting.FieldFacet(TAGS, allow_overlap=True),
+}
 
 
 def _now() -> datetime:
@@ -98,6 +105,24 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _user_dict_meta() -> dict[str, str] | None:
+    loaded = current_user_dict()
+    return {"path": loaded.path, "sha256": loaded.sha256} if loaded else None
+
+
+def user_dict_warnings(recorded: dict[str, str] | None) -> list[str]:
+    """Say so when the running user dictionary differs from the one the index was built with."""
+    running = _user_dict_meta()
+    if (recorded or {}).get("sha256") == (running or {}).get("sha256"):
+        return []
+    built = recorded["path"] if recorded else "no user dictionary"
+    now = running["path"] if running else "no user dictionary"
+    return [
+        f"the index was built with {built} but this process uses {now}; "
+        "segmentation differs, so rebuild the index with the current dictionary"
+    ]
+
+
 def _fields(article: Article) -> dict[str, Any]:
     fields: dict[str, Any] = {
         ID_FIELD: article.id,
@@ -128,52 +153,10 @@ def _article(stored: dict[str, Any]) -> Article:
     )
 
 
-class _Parser(qparser.QueryParser):  # type: ignore[misc]
-    """Query parser for title+body: words are ANDed; a word jieba splits must stay together.
-
-    When one typed word becomes several tokens (混合专家 → 混合 专家), every
-    non-stop token is required and the exact phrase scores extra, so the
-    adjacent form ranks first without losing looser matches.
-    """
-
-    def multitoken_query(self, spec: str, texts: list[str], fieldname: str, termclass: Any, boost: float) -> Any:
-        required = [t for t in texts if t not in STOP_WORDS] or texts
-        terms = query.And([termclass(fieldname, t, boost=boost) for t in required])
-        phrase = query.Phrase(fieldname, texts, boost=boost * 2)
-        return query.Or([phrase, terms])
-
-
-def make_parser(schema: Any) -> qparser.QueryParser:
-    """The query parser zhsearch uses: AND between words, quoted phrases, field:value."""
-    parser = _Parser(None, schema, group=qparser.AndGroup)
-    parser.add_plugin(qparser.MultifieldPlugin(list(SEARCH_FIELDS)))
-    # Wildcards and single quotes are easy to type by accident in Chinese text
-    # (？, ＊, ’) and wildcard expansion is costly; neither is part of our syntax.
-    parser.remove_plugin_class(qparser.WildcardPlugin)
-    parser.remove_plugin_class(qparser.SingleQuotePlugin)
-    return parser
-
-
-def positive_terms(q: query.Query) -> frozenset[str]:
-    """The title/body terms a document must or may contain to match (not the NOT ones)."""
-    found: set[str] = set()
-
-    def walk(node: query.Query) -> None:
-        if isinstance(node, query.Not):
-            return
-        if isinstance(node, query.AndNot):
-            walk(node.a)
-            return
-        if node.is_leaf():
-            for fieldname, text in node.terms(phrases=True):
-                if fieldname in SEARCH_FIELDS and isinstance(text, str):
-                    found.add(text)
-            return
-        for child in node.children():
-            walk(child)
-
-    walk(q)
-    return frozenset(found)
+def _top_counts(groups: dict[Any, int]) -> list[tuple[str, int]]:
+    items = [(str(k), int(v)) for k, v in groups.items() if k not in (None, "")]
+    items.sort(key=lambda kv: (-kv[1], kv[0]))
+    return items[:MAX_FACET_VALUES]
 
 
 class WhooshStore:
@@ -187,7 +170,6 @@ class WhooshStore:
         self._gen: Path | None = None
         self._ix: Any = None
         self._searcher: WhooshSearcher | None = None
-        self._parser: qparser.QueryParser | None = None
 
     # -- layout -----------------------------------------------------------
 
@@ -265,6 +247,7 @@ class WhooshStore:
                 "built_at": now,
                 "updated_at": now,
                 "sources": sources,
+                "user_dict": _user_dict_meta(),
             },
         )
         return tmp, ix
@@ -400,7 +383,6 @@ class WhooshStore:
                 ix = whoosh_index.open_dir(str(gen))
                 self._searcher = ix.searcher(weighting=WEIGHTING)
                 self._ix, self._gen = ix, gen
-                self._parser = make_parser(ix.schema)
                 if old_searcher is not None:
                     old_searcher.close()
                 if old_ix is not None:
@@ -413,29 +395,31 @@ class WhooshStore:
                 old_searcher.close()
             return self._searcher
 
-    def parse(self, text: str) -> query.Query:
-        """Parse a query string; syntax the parser cannot handle is searched as plain words."""
-        self._get_searcher()
-        assert self._parser is not None
-        try:
-            return self._parser.parse(text)
-        except Exception:
-            # Whoosh's parser is forgiving, but a query must never fail on syntax.
-            plain = " ".join(text.replace('"', " ").replace(":", " ").split())
-            return self._parser.parse(plain)
-
-    def search(self, query_text: str, page: int, size: int) -> RawPage:
-        """Run a query and return page ``page`` (1-based) of ``size`` hits."""
+    def search(self, request: SearchRequest) -> RawPage:
+        """Run a parsed query; return the requested page, facet counts, and whether time ran out."""
         init_jieba()
         searcher = self._get_searcher()
-        q = self.parse(query_text)
-        if q is query.NullQuery:
-            return RawPage(total=0, hits=[], terms=frozenset())
-        results = searcher.search(q, limit=page * size)
-        total = len(results)
-        start = (page - 1) * size
-        hits = [RawHit(_article(hit.fields()), float(hit.score or 0.0)) for hit in results[start : page * size]]
-        return RawPage(total=total, hits=hits, terms=positive_terms(q))
+        q = compile_request_query(request.query)
+        limit = request.page * request.size
+        options: dict[str, Any] = {"limit": limit}
+        if request.sort == "date":
+            options.update(sortedby=DATE, reverse=True)
+        facets = {name: _FACETS[name] for name in request.facets if name in _FACETS}
+        if facets:
+            options.update(groupedby=facets, maptype=sorting.Count)
+        collector = searcher.collector(**options)
+        partial = False
+        if request.time_limit:
+            collector = TimeLimitCollector(collector, timelimit=request.time_limit)
+        try:
+            searcher.search_with_collector(q, collector)
+        except TimeLimit:
+            partial = True
+        results = collector.results()
+        start = (request.page - 1) * request.size
+        hits = [RawHit(_article(hit.fields()), float(hit.score or 0.0)) for hit in results[start:limit]]
+        counts = {name: _top_counts(results.groups(name)) for name in facets}
+        return RawPage(total=len(results), hits=hits, facets=counts, partial=partial)
 
     def get(self, doc_id: str) -> Article | None:
         """The stored document with this id, or None."""
@@ -469,6 +453,8 @@ class WhooshStore:
             built_at=when("built_at"),
             updated_at=when("updated_at"),
             sources=list(meta.get("sources") or []),
+            user_dict=meta.get("user_dict"),
+            warnings=user_dict_warnings(meta.get("user_dict")),
         )
 
     def close(self) -> None:

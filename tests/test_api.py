@@ -17,7 +17,7 @@ def test_search_returns_every_documented_field(client: FlaskClient) -> None:
     assert resp.status_code == 200
     assert resp.mimetype == "application/json"
     data = resp.get_json()
-    assert list(data) == ["query", "total", "page", "size", "took_ms", "results"]
+    assert list(data) == ["query", "total", "page", "size", "took_ms", "partial", "terms", "facets", "results"]
     assert data["query"] == "混合专家"
     assert data["page"] == 1 and data["size"] == 3
     assert data["total"] == 2

@@ -39,7 +39,7 @@ def test_pagination_links(client: FlaskClient) -> None:
 
 
 def test_no_results_message(client: FlaskClient) -> None:
-    html = client.get("/", query_string={"q": "不存在的词语组合"}).get_data(as_text=True)
+    html = client.get("/", query_string={"q": "彗星轨道"}).get_data(as_text=True)
     assert "没有找到" in html
 
 

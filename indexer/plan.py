@@ -1,0 +1,152 @@
+"""From a parsed query to what a backend runs: synonyms, filters, terms and matching rules.
+
+Everything here is backend-neutral, so the Whoosh backend and a remote
+engine expand synonyms, require terms and highlight in the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from .analysis import STOP_WORDS, identifier_pieces, query_terms
+from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
+from .vocabulary import Synonyms
+
+# A chunk typed without spaces that splits into more terms than this is read
+# as a question: not every term has to match (see ``min_should_match``).
+KEYWORD_TERMS = 3
+# At most this many words of one chunk get synonym alternatives, which keeps
+# the expanded query small.
+MAX_SYNONYM_WORDS = 3
+
+
+@dataclass(frozen=True)
+class TextPlan:
+    """How one typed chunk matches: its terms in order, the ones that count, and how many must match."""
+
+    terms: tuple[str, ...]
+    content: tuple[str, ...]
+    min_match: int
+
+    @property
+    def all_required(self) -> bool:
+        """True when every content term must match."""
+        return self.min_match >= len(self.content)
+
+
+def min_should_match(n: int) -> int:
+    """How many of ``n`` content terms a document must contain.
+
+    Up to three terms are keywords and all must match. A longer run, such as
+    a question typed without spaces, needs about half of its terms (like
+    Elasticsearch's ``minimum_should_match``), so one word the documents
+    never use does not empty the result list.
+    """
+    if n <= KEYWORD_TERMS:
+        return n
+    return max(KEYWORD_TERMS, math.ceil(n * 0.4))
+
+
+def plan_text(text: str) -> TextPlan:
+    """Analyse a chunk the way queries are analysed and decide how it must match."""
+    terms = tuple(query_terms(text))
+    content = tuple(dict.fromkeys(t for t in terms if t not in STOP_WORDS)) or tuple(dict.fromkeys(terms))
+    return TextPlan(terms=terms, content=content, min_match=min_should_match(len(content)))
+
+
+def expand_synonyms(node: Node | None, synonyms: Synonyms | None) -> Node | None:
+    """Replace each word or chunk that has synonyms with an OR of its alternatives."""
+    if node is None or synonyms is None:
+        return node
+    if isinstance(node, Text):
+        return _expand_text(node, synonyms)
+    if isinstance(node, Phrase):
+        group = synonyms.lookup(node.text)
+        if not group:
+            return node
+        return Or(tuple(Phrase(alt, node.field) for alt in group))
+    if isinstance(node, And):
+        return And(tuple(_expanded(c, synonyms) for c in node.children))
+    if isinstance(node, Or):
+        return Or(tuple(_expanded(c, synonyms) for c in node.children))
+    if isinstance(node, Not):
+        return Not(_expanded(node.child, synonyms))
+    return node
+
+
+def _expanded(node: Node, synonyms: Synonyms) -> Node:
+    result = expand_synonyms(node, synonyms)
+    assert result is not None
+    return result
+
+
+def _expand_text(node: Text, synonyms: Synonyms) -> Node:
+    group = synonyms.lookup(node.text)
+    if group:
+        return Or(tuple(Text(alt, node.field) for alt in group))
+    # A synonym inside a longer chunk (飞桨框架): one variant per replaced word.
+    terms = query_terms(node.text)
+    variants: list[Node] = [node]
+    replaced = 0
+    for i, term in enumerate(terms):
+        alternatives = [alt for alt in synonyms.lookup(term) if query_terms(alt) != [term]]
+        if not alternatives:
+            continue
+        replaced += 1
+        if replaced > MAX_SYNONYM_WORDS:
+            break
+        for alt in alternatives:
+            words = [*terms[:i], alt, *terms[i + 1 :]]
+            variants.append(Text(" ".join(words) if _needs_space(words) else "".join(words), node.field))
+    return variants[0] if len(variants) == 1 else Or(tuple(variants))
+
+
+def _needs_space(words: list[str]) -> bool:
+    # Latin words next to each other must stay separate words.
+    return any(w.isascii() for w in words)
+
+
+def add_filters(
+    node: Node | None,
+    sources: Iterable[str] = (),
+    tags: Iterable[str] = (),
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+) -> Node | None:
+    """AND the page's and API's filter parameters onto a parsed query.
+
+    Several sources (or several tags) are alternatives; sources, tags and
+    the date range must all hold.
+    """
+    extra: list[Node] = []
+    source_list = [s for s in sources if s]
+    tag_list = [t for t in tags if t]
+    if source_list:
+        extra.append(_any(Filter("source", s) for s in source_list))
+    if tag_list:
+        extra.append(_any(Filter("tags", t) for t in tag_list))
+    if date_from is not None or date_to is not None:
+        extra.append(DateRange(date_from, date_to))
+    if not extra:
+        return node
+    children = (node, *extra) if node is not None else tuple(extra)
+    return children[0] if len(children) == 1 else And(tuple(children))
+
+
+def _any(nodes: Iterable[Node]) -> Node:
+    items = tuple(nodes)
+    return items[0] if len(items) == 1 else Or(items)
+
+
+def highlight_terms(node: Node | None) -> frozenset[str]:
+    """The analysed terms to mark in titles and snippets (not excluded ones, not stop words)."""
+    found: set[str] = set()
+    for item in positive_texts(node):
+        for term in query_terms(item.text):
+            if term not in STOP_WORDS:
+                found.add(term)
+                found.update(identifier_pieces(term))
+    return frozenset(found)
