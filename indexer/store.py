@@ -115,6 +115,10 @@ class IndexStore(Protocol):
         """``{id: (origin, content_hash)}`` for every stored document."""
         ...
 
+    def title_terms(self) -> list[tuple[str, int]]:
+        """Every analysed title term with the number of documents whose title has it."""
+        ...
+
     def info(self) -> IndexInfo:
         """Describe the index."""
         ...

@@ -433,6 +433,14 @@ class WhooshStore:
             for fields in self._get_searcher().all_stored_fields()
         }
 
+    def title_terms(self) -> list[tuple[str, int]]:
+        """Every analysed title term with its document frequency (for suggestions)."""
+        reader = self._get_searcher().reader()
+        return [
+            (term.decode("utf-8") if isinstance(term, bytes) else str(term), reader.doc_frequency(TITLE, term))
+            for term in reader.lexicon(TITLE)
+        ]
+
     def info(self) -> IndexInfo:
         """Document count, size on disk, format version and times of the live index."""
         searcher = self._get_searcher()
