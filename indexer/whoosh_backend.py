@@ -67,6 +67,8 @@ WEIGHTING = scoring.BM25F(B=0.75, K1=1.2)
 
 REBUILD_HINT = "rebuild it with `zhsearch build PATH...`"
 MAX_FACET_VALUES = 20
+# Processes a full build uses; defaults to the number of CPUs.
+BUILD_PROCS_ENV = "ZHSEARCH_BUILD_PROCS"
 _FACETS = {
     SOURCE: sorting.FieldFacet(SOURCE),
     # A document has several tags, so it is counted under each.
@@ -103,6 +105,15 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _build_writer_options() -> dict[str, Any]:
+    procs = int(os.environ.get(BUILD_PROCS_ENV) or os.cpu_count() or 1)
+    if procs <= 1:
+        return {"limitmb": WRITER_LIMIT_MB}
+    # Segmenting and posting-writing are pure Python: one process per core,
+    # each writing its own segment (merging them would cost a third pass).
+    return {"limitmb": WRITER_LIMIT_MB, "procs": procs, "multisegment": True}
 
 
 def _user_dict_meta() -> dict[str, str] | None:
@@ -290,7 +301,7 @@ class WhooshStore:
         with self._write_lock():
             self._prune(keep=self._current() or self.root)
             tmp, ix = self._new_generation(sources)
-            writer = ix.writer(limitmb=WRITER_LIMIT_MB)
+            writer = ix.writer(**_build_writer_options())
             count = 0
             try:
                 for article in articles:
