@@ -6,7 +6,6 @@ engine expand synonyms, require terms and highlight in the same way.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,20 +40,20 @@ def min_should_match(n: int) -> int:
     """How many of ``n`` content terms a document must contain.
 
     Up to three terms are keywords and all must match. A longer run, such as
-    a question typed without spaces, needs about half of its terms (like
-    Elasticsearch's ``minimum_should_match``), so one word the documents
-    never use does not empty the result list.
+    a question typed without spaces, needs only one: BM25 ranks the documents
+    with the most (and rarest) of its words first, so one word the documents
+    never use does not empty the result list. (Whoosh does not enforce a
+    minimum above one inside an OR, so no backend is asked to.)
     """
-    if n <= KEYWORD_TERMS:
-        return n
-    return max(KEYWORD_TERMS, math.ceil(n * 0.4))
+    return n if n <= KEYWORD_TERMS else 1
 
 
-def plan_text(text: str) -> TextPlan:
+def plan_text(text: str, relaxed: bool = False) -> TextPlan:
     """Analyse a chunk the way queries are analysed and decide how it must match."""
     terms = tuple(query_terms(text))
     content = tuple(dict.fromkeys(t for t in terms if t not in STOP_WORDS)) or tuple(dict.fromkeys(terms))
-    return TextPlan(terms=terms, content=content, min_match=min_should_match(len(content)))
+    need = 1 if relaxed else min_should_match(len(content))
+    return TextPlan(terms=terms, content=content, min_match=need)
 
 
 def expand_synonyms(node: Node | None, synonyms: Synonyms | None) -> Node | None:

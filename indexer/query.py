@@ -33,6 +33,8 @@ class Text:
 
     text: str
     field: str | None = None
+    # Set when a strict search found nothing: then any one of the terms may match.
+    relaxed: bool = False
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,15 @@ def positive_texts(node: Node | None) -> list[Text | Phrase]:
 def has_positive_text(node: Node | None) -> bool:
     """True when the query has something to rank by, not only filters and exclusions."""
     return bool(positive_texts(node))
+
+
+def relax(node: Node | None) -> Node | None:
+    """The looser form of a free-text query: any term of any word may match (ranking decides)."""
+    if isinstance(node, Text):
+        return Text(node.text, node.field, relaxed=True)
+    if isinstance(node, And) and all(isinstance(c, Text) for c in node.children):
+        return Or(tuple(Text(c.text, c.field, relaxed=True) for c in node.children if isinstance(c, Text)))
+    return node
 
 
 def is_free_text(node: Node | None) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
 from .plan import add_filters, expand_synonyms, highlight_terms
-from .query import has_positive_text, parse_query, positive_texts
+from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
 from .store import FACETS, SORTS, IndexInfo, IndexStore, SearchRequest, open_store
 from .vocabulary import Synonyms
 
@@ -77,6 +77,8 @@ class SearchPage:
     partial: bool = False
     # The words the query was understood as, after segmentation (for "no results" help).
     terms: list[str] = field(default_factory=list)
+    # True when no document had all the words and these results match only some.
+    relaxed: bool = False
 
     @property
     def pages(self) -> int:
@@ -92,6 +94,7 @@ class SearchPage:
             "size": self.size,
             "took_ms": round(self.took_ms, 2),
             "partial": self.partial,
+            "relaxed": self.relaxed,
             "terms": list(self.terms),
             "facets": {name: [{"value": v, "count": n} for v, n in values] for name, values in self.facets.items()},
             "results": [hit.to_dict() for hit in self.hits],
@@ -174,6 +177,12 @@ class Searcher:
             time_limit=time_limit,
         )
         raw = self.store.search(request) if expanded is not None else None
+        relaxed = False
+        if raw is not None and raw.total == 0 and is_free_text(tree):
+            # Nothing has every word: rank what has some of them rather than show nothing.
+            loose = expand_synonyms(relax(tree), self.synonyms)
+            raw = self.store.search(replace(request, query=loose))
+            relaxed = raw.total > 0
         terms = highlight_terms(expanded)
         hits = [
             Hit(
@@ -201,6 +210,7 @@ class Searcher:
             facets=raw.facets if raw else {},
             partial=raw.partial if raw else False,
             terms=understood,
+            relaxed=relaxed,
         )
 
     def get(self, doc_id: str) -> Article | None:

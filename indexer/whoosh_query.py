@@ -46,7 +46,7 @@ def _phrase(fields: tuple[str, ...], terms: list[str], boost: float = 1.0) -> An
 
 def compile_text(node: Text) -> Any | None:
     """A typed chunk: its content terms (all or most of them), with an adjacency bonus."""
-    plan = plan_text(node.text)
+    plan = plan_text(node.text, node.relaxed)
     if not plan.content:
         return None
     fields = _fields(node.field)
@@ -56,7 +56,7 @@ def compile_text(node: Text) -> Any | None:
     if plan.all_required:
         core = wq.And(terms) if len(terms) > 1 else terms[0]
     else:
-        core = wq.Or(terms, minmatch=plan.min_match)
+        core = wq.Or(terms)
     if len(plan.terms) <= MAX_PHRASE_TERMS:
         bonus = _phrase(fields, list(plan.terms), boost=PHRASE_BOOST)
     else:

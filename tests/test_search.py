@@ -17,8 +17,16 @@ def test_golden_top_hit(searcher: Searcher, query: str, top_id: str) -> None:
 
 
 def test_space_separated_words_are_anded(searcher: Searcher) -> None:
-    assert {h.id for h in searcher.search("飞桨 开源").hits} == {"ernie"}
-    assert searcher.search("飞桨 Kubernetes").total == 0
+    page = searcher.search("飞桨 开源")
+    assert {h.id for h in page.hits} == {"ernie"} and not page.relaxed
+
+
+def test_when_no_document_has_every_word_some_words_are_enough(searcher: Searcher) -> None:
+    page = searcher.search("飞桨 Kubernetes")
+    assert page.relaxed
+    assert {h.id for h in page.hits} == {"ernie", "k8s"}
+    # Explicit syntax is never loosened.
+    assert searcher.search('"飞桨 Kubernetes"').total == 0
 
 
 def test_compound_word_is_found_inside_longer_words(searcher: Searcher) -> None:
