@@ -7,6 +7,7 @@ documents are stored and queried. ``open_store`` picks the backend.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,9 @@ from .corpus import Article
 from .errors import IndexerError
 from .query import Node
 
-BACKENDS = ("whoosh",)
+BACKENDS = ("whoosh", "typesense")
+# Chooses the backend when the caller names none (the CLI and the web service).
+BACKEND_ENV = "ZHSEARCH_BACKEND"
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,19 @@ class IndexStore(Protocol):
         ...
 
 
-def open_store(index_dir: str | Path, backend: str = "whoosh") -> IndexStore:
-    """Open the index at ``index_dir`` with the named backend (it may not exist yet)."""
-    if backend == "whoosh":
+def open_store(index_dir: str | Path, backend: str | None = None) -> IndexStore:
+    """Open the index with the named backend, else ``ZHSEARCH_BACKEND``, else Whoosh (it may not exist yet).
+
+    ``index_dir`` is where Whoosh keeps its files; the Typesense backend keeps
+    its state in the cluster and ignores it (see ``indexer.typesense_backend``).
+    """
+    chosen = backend or os.environ.get(BACKEND_ENV, "whoosh")
+    if chosen == "whoosh":
         from .whoosh_backend import WhooshStore
 
         return WhooshStore(Path(index_dir))
-    raise IndexerError(f"unknown index backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if chosen == "typesense":
+        from .typesense_backend import TypesenseStore
+
+        return TypesenseStore()
+    raise IndexerError(f"unknown index backend {chosen!r}; choose one of: {', '.join(BACKENDS)}")

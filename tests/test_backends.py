@@ -1,0 +1,191 @@
+"""The same golden queries, search semantics and API on every backend: Whoosh and a real Typesense cluster.
+
+The Typesense cases start a 3-node cluster on loopback (``cluster`` marker,
+``make test-cluster``); the Whoosh cases run in the default ``make test``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+import service
+from indexer import Searcher, build_index, open_store
+from indexer.typesense_backend import API_KEY_ENV, COLLECTION_ENV, NODES_ENV
+from service import create_app
+
+from .conftest import DATA, MINI_CORPUS, load_golden
+from .typesense_cluster import TypesenseCluster, start_or_skip
+
+BACKENDS = ["whoosh", pytest.param("typesense", marks=pytest.mark.cluster)]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[TypesenseCluster]:
+    c = start_or_skip(3)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The backend name, with ZHSEARCH_BACKEND (and the cluster's settings) in the environment."""
+    name: str = request.param
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZHSEARCH_BACKEND", name)
+        if name == "typesense":
+            c: TypesenseCluster = request.getfixturevalue("cluster")
+            mp.setenv(NODES_ENV, ",".join(c.urls))
+            mp.setenv(API_KEY_ENV, c.api_key)
+            mp.setenv(COLLECTION_ENV, "zhsearch_test_backends")
+        yield name
+
+
+@pytest.fixture(scope="module")
+def built(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp(f"idx-{backend}") / "index"
+    stats = build_index([MINI_CORPUS], out, backend=backend)
+    assert stats.indexed == 8
+    return out
+
+
+@pytest.fixture(scope="module")
+def searcher(backend: str, built: Path) -> Iterator[Searcher]:
+    s = Searcher(built, backend=backend)
+    assert s.store.info().backend == backend
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(backend: str, built: Path, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+    # service.create_app opens Searcher(index_dir) without a backend; name it here
+    # until Searcher's default follows ZHSEARCH_BACKEND (see test_environment_selects_backend).
+    monkeypatch.setattr(service, "Searcher", functools.partial(Searcher, backend=backend))
+    app = create_app({"TESTING": True, "INDEX_DIR": str(built), "PER_PAGE": 3})
+    assert app.extensions["zhsearch.searcher"].store.backend == backend
+    return app.test_client()
+
+
+@pytest.mark.parametrize(("query", "top_id"), load_golden(DATA / "queries.tsv"))
+def test_golden_top_hit(searcher: Searcher, query: str, top_id: str) -> None:
+    page = searcher.search(query)
+    assert page.hits, f"no hits for {query!r}"
+    assert page.hits[0].id == top_id
+
+
+# Queries whose matching documents are decided by the query language, not by ranking.
+SAME_MATCHES = [
+    ("飞桨 开源", {"ernie"}),
+    ("混合 专家", {"moe-intro", "hybrid-car"}),
+    ('"混合专家"', {"moe-intro"}),
+    ("大模型", {"ernie", "moe-intro"}),
+    ("大模型 NOT 汽车", {"ernie", "moe-intro"}),
+    ("大模型 -MoE", {"ernie"}),
+    ("(大模型 OR 汽车) 混合", {"moe-intro", "hybrid-car"}),
+    ("title:专家", {"moe-intro"}),
+    ("source:开源观察", {"ernie"}),
+    ("tag:MoE", {"moe-intro"}),
+    ("大模型 date:2025-06", {"ernie"}),
+    ("python3", {"python312"}),
+    ("C++", {"gpt4o.txt"}),
+    ("C#", {"gpt4o.txt"}),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), SAME_MATCHES)
+def test_matching_documents(searcher: Searcher, query: str, expected: set[str]) -> None:
+    page = searcher.search(query, size=20)
+    assert {h.id for h in page.hits} == expected
+    assert page.total == len(expected)
+
+
+def test_or_query_pages_without_overlap(searcher: Searcher) -> None:
+    first = searcher.search("大模型 OR 汽车 OR Python", page=1, size=2)
+    second = searcher.search("大模型 OR 汽车 OR Python", page=2, size=2)
+    assert first.total == second.total >= 3
+    assert len(first.hits) == 2
+    assert not {h.id for h in first.hits} & {h.id for h in second.hits}
+
+
+def test_question_ranks_the_article_about_it_first(searcher: Searcher) -> None:
+    page = searcher.search("为什么混合专家模型能让大模型更便宜地训练和推理")
+    assert page.hits[0].id == "moe-intro"
+
+
+def test_filters_facets_and_date_sort(searcher: Searcher) -> None:
+    page = searcher.search("大模型 OR Python", facets=True, sort="date", size=10)
+    dates = [h.date for h in page.hits]
+    assert dates == sorted(dates, reverse=True)
+    assert dict(page.facets["tags"])["大模型"] == 2
+    only = searcher.search("", sources=["开发者日报"])
+    assert [h.id for h in only.hits] == ["python312"]
+
+
+def test_highlights_come_from_the_original_text(searcher: Searcher) -> None:
+    hit = searcher.search("ERNIE 4.5").hits[0]
+    assert hit.id == "ernie" and hit.url == "https://news.example.com/ernie-45"
+    assert hit.date == "2025-06-30" and hit.tags == ["大模型", "开源"]
+    assert "<mark>4.5</mark>" in hit.title_html
+    assert "<mark>ERNIE</mark> <mark>4.5</mark>" in hit.snippet_html
+
+
+def test_api_search(client: FlaskClient) -> None:
+    data = client.get("/api/search", query_string={"q": "混合专家"}).get_json()
+    assert data["total"] == 2 and data["size"] == 3
+    assert data["results"][0]["id"] == "moe-intro"
+    assert "<mark>混合专家</mark>" in data["results"][0]["snippet_html"]
+
+
+def test_api_script_is_escaped(client: FlaskClient) -> None:
+    snippet = client.get("/api/search", query_string={"q": "script"}).get_json()["results"][0]["snippet_html"]
+    assert "<script>" not in snippet and "&lt;<mark>script</mark>&gt;" in snippet
+
+
+def test_api_document_lookup_and_404(client: FlaskClient) -> None:
+    doc = client.get("/api/documents/notes/rust.md").get_json()
+    assert doc["id"] == "notes/rust.md" and doc["title"].startswith("Rust 1.80")
+    missing = client.get("/api/documents/nope")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"]["code"] == "not_found"
+
+
+def test_api_healthz(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok", "documents": 8}
+
+
+def test_api_malformed_query_is_not_a_server_error(client: FlaskClient) -> None:
+    for q in ['"未闭合', "a)", "(((", "title:", "NOT", "-"]:
+        assert client.get("/api/search", query_string={"q": q}).status_code < 500
+
+
+def test_open_store_follows_the_environment(backend: str, built: Path) -> None:
+    store = open_store(built)
+    try:
+        assert store.info().backend == backend
+    finally:
+        store.close()
+
+
+def test_environment_selects_backend(backend: str, built: Path, request: pytest.FixtureRequest) -> None:
+    if backend != "whoosh" and inspect.signature(Searcher).parameters["backend"].default is not None:
+        # Strict: this turns into a failure as soon as the defaults change, so the marker gets removed.
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="Searcher and build_index default to backend='whoosh', so ZHSEARCH_BACKEND reaches the "
+                "CLI and the web service only once that default is None (indexer/search.py, indexer/build.py)",
+                strict=True,
+            )
+        )
+    searcher = Searcher(built)
+    try:
+        assert searcher.info().backend == backend
+    finally:
+        searcher.close()
