@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import Flask
 
-from indexer import Searcher, init_jieba
+from indexer import Searcher, SuggesterCache, init_jieba
 
-from . import errors, views
+from . import errors, security, views
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -23,17 +23,24 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_object("service.config")
     if test_config is None:
         app.config.from_prefixed_env("ZHSEARCH")
+        # Never from the environment: debug mode shows tracebacks to anyone. `flask run --debug` still works.
+        app.config["DEBUG"] = False
     else:
         app.config.update(test_config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     init_jieba()
     searcher = Searcher(Path(app.config["INDEX_DIR"]))
-    # Fail at start-up with a clear message if the index is missing or stale;
-    # then close, so each forked worker opens its own files.
+    # Fail at start-up with a clear message if the index is missing or stale.
     searcher.info()
+    suggester = SuggesterCache(searcher.store)
+    # Build suggestions (pinyin for every title term) once here, in gunicorn's
+    # master, so forked workers share them; then close, so each worker opens its own files.
+    suggester.get()
     searcher.close()
     app.extensions["zhsearch.searcher"] = searcher
+    app.extensions["zhsearch.suggester"] = suggester
     app.register_blueprint(views.bp)
     errors.register(app)
+    security.register(app)
     return app

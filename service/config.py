@@ -10,3 +10,9 @@ MAX_PAGE_SIZE = 50
 MAX_PAGE = 100
 # Longest query accepted, in characters.
 MAX_QUERY_CHARS = 256
+# Seconds a search may run before it stops and returns what it found, flagged partial;
+# well under gunicorn's 30 s worker timeout, so a costly query never gets a worker killed.
+SEARCH_TIME_LIMIT = 2.0
+# Origins allowed to call /api/ from a browser: a list, a comma-separated string, or "*".
+# Empty (the default) sends no CORS headers, so only same-origin pages can read the API.
+CORS_ORIGINS: list[str] | str = []

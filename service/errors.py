@@ -46,9 +46,15 @@ def register(app: Flask) -> None:
         return error_response(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        return error_response(status, _code_for(status), exc.description or exc.name)
+        body, _ = error_response(status, _code_for(status), exc.description or exc.name)
+        response = app.make_response((body, status))
+        # Keep what the exception says about the request, such as Allow on a 405 (RFC 9110).
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(QueryError)
     def _query_error(exc: QueryError) -> tuple[Response | str, int]:

@@ -1,22 +1,38 @@
-"""The search page, the JSON API, document lookup and the health check."""
+"""The search page, the JSON API, suggestions, document lookup and the health check."""
 
 from __future__ import annotations
 
+import re
+import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from indexer import Searcher, SearchPage, document_dict
+from indexer import (
+    QuerySuggestion,
+    Searcher,
+    SearchPage,
+    Suggester,
+    SuggesterCache,
+    document_dict,
+    suggest_query,
+)
 
 from .errors import RequestError
+from .limits import DEFAULT_SUGGESTIONS, MAX_DOC_ID_CHARS, MAX_FILTER_CHARS, MAX_FILTER_VALUES, MAX_SUGGESTIONS, SORTS
+from .openapi import openapi_document
 
 bp = Blueprint("search", __name__)
 
 # Tabs and newlines pasted into the box are just spaces.
 _SPACE_CONTROLS = {"\t", "\n", "\r"}
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The last word of a query being typed may carry an exclusion or a text-field prefix.
+_LAST_WORD_RE = re.compile(r"(?P<prefix>-|(?:title|body):)?(?P<word>.*)", re.S)
 
 
 @dataclass(frozen=True)
@@ -26,6 +42,48 @@ class SearchArgs:
     q: str
     page: int
     size: int
+    sources: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    sort: str = "relevance"
+    default_size: int = field(default=10, compare=False)
+
+    @property
+    def has_filters(self) -> bool:
+        """True when a source, tag or date filter narrows the results."""
+        return bool(self.sources or self.tags or self.date_from or self.date_to)
+
+    def params(self, *, explicit: bool = False) -> list[tuple[str, str]]:
+        """GET parameters in a fixed order, defaults left out (all of them with ``explicit``)."""
+        out: list[tuple[str, str]] = [("q", self.q)] if self.q or explicit else []
+        out += [("source", s) for s in self.sources]
+        out += [("tag", t) for t in self.tags]
+        if self.date_from:
+            out.append(("from", self.date_from.isoformat()))
+        if self.date_to:
+            out.append(("to", self.date_to.isoformat()))
+        if self.sort != "relevance" or explicit:
+            out.append(("sort", self.sort))
+        if self.page > 1 or explicit:
+            out.append(("page", str(self.page)))
+        if self.size != self.default_size or explicit:
+            out.append(("size", str(self.size)))
+        return out
+
+    def url(self, **changes: Any) -> str:
+        """The search page's URL for these arguments with ``changes``; filter changes go back to page 1."""
+        if changes.keys() - {"page", "size"}:
+            changes.setdefault("page", 1)
+        args = replace(self, **changes)
+        query = urlencode(args.params())
+        return url_for("search.index") + ("?" + query if query else "")
+
+    def toggle(self, name: str, value: str) -> str:
+        """URL that adds ``value`` to the ``sources`` or ``tags`` filter, or removes it if present."""
+        current: tuple[str, ...] = getattr(self, name)
+        updated = tuple(v for v in current if v != value) if value in current else (*current, value)
+        return self.url(**{name: updated})
 
 
 def _searcher() -> Searcher:
@@ -33,82 +91,217 @@ def _searcher() -> Searcher:
     return searcher
 
 
+def _suggester() -> Suggester:
+    cache: SuggesterCache = current_app.extensions["zhsearch.suggester"]
+    return cache.get()
+
+
+def _invalid(message: str) -> RequestError:
+    return RequestError(400, "invalid_parameter", message)
+
+
+def _has_controls(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" and ch not in _SPACE_CONTROLS for ch in text)
+
+
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, "").strip()
-    if not raw:
+    raw = request.args.get(name)
+    if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise RequestError(400, "invalid_parameter", f"{name} must be a whole number from {low} to {high}")
+        raise _invalid(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
 
 def _query_arg() -> str:
     q = request.args.get("q", "")
-    if any(unicodedata.category(ch) == "Cc" and ch not in _SPACE_CONTROLS for ch in q):
+    if _has_controls(q):
         raise RequestError(400, "invalid_query", "the query contains control characters")
-    q = " ".join(q.split())
     limit = current_app.config["MAX_QUERY_CHARS"]
     if len(q) > limit:
         raise RequestError(400, "query_too_long", f"the query is longer than {limit} characters")
-    return q
+    return " ".join(q.split())
+
+
+def _values_arg(name: str) -> tuple[str, ...]:
+    raw = request.args.getlist(name)
+    if len(raw) > MAX_FILTER_VALUES:
+        raise _invalid(f"{name} may be given at most {MAX_FILTER_VALUES} times")
+    for value in raw:
+        if len(value) > MAX_FILTER_CHARS:
+            raise _invalid(f"each {name} is at most {MAX_FILTER_CHARS} characters")
+        if _has_controls(value):
+            raise _invalid(f"{name} contains control characters")
+    # Blank values are no filter; repeated ones count once.
+    return tuple(dict.fromkeys(v for v in (" ".join(r.split()) for r in raw) if v))
+
+
+def _date_arg(name: str) -> date | None:
+    raw = request.args.get(name, "")
+    if not raw:
+        # What the page's date form sends for a blank field.
+        return None
+    try:
+        if not _DATE_RE.fullmatch(raw):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise _invalid(f"{name} must be a date written YYYY-MM-DD, such as 2025-06-30") from None
 
 
 def _search_args() -> SearchArgs:
-    """Validate ?q=&page=&size= once, for both the HTML page and the JSON API."""
+    """Validate the search parameters once, for both the HTML page and the JSON API."""
     cfg = current_app.config
+    date_from, date_to = _date_arg("from"), _date_arg("to")
+    if date_from and date_to and date_from > date_to:
+        # A range typed the wrong way round still names the days between.
+        date_from, date_to = date_to, date_from
+    sort = request.args.get("sort", "relevance")
+    if sort not in SORTS:
+        raise _invalid(f"sort must be one of: {', '.join(SORTS)}")
     return SearchArgs(
         q=_query_arg(),
         page=_int_arg("page", 1, 1, cfg["MAX_PAGE"]),
         size=_int_arg("size", cfg["PER_PAGE"], 1, cfg["MAX_PAGE_SIZE"]),
+        sources=_values_arg("source"),
+        tags=_values_arg("tag"),
+        date_from=date_from,
+        date_to=date_to,
+        sort=sort,
+        default_size=cfg["PER_PAGE"],
     )
+
+
+def _time_limit() -> float | None:
+    limit = float(current_app.config["SEARCH_TIME_LIMIT"])
+    return limit if limit > 0 else None
+
+
+def _day_after(day: date | None) -> datetime | None:
+    """The exclusive end of a range that includes ``day`` (open after the last representable day)."""
+    if day is None or day == date.max:
+        return None
+    return datetime.combine(day + timedelta(days=1), datetime.min.time())
+
+
+def _run(args: SearchArgs, q: str | None = None, size: int | None = None) -> SearchPage:
+    """Search with every filter of ``args``, under the configured time limit."""
+    return _searcher().search(
+        args.q if q is None else q,
+        page=args.page if size is None else 1,
+        size=size or args.size,
+        sources=args.sources,
+        tags=args.tags,
+        date_from=datetime.combine(args.date_from, datetime.min.time()) if args.date_from else None,
+        date_to=_day_after(args.date_to),
+        sort=args.sort,
+        facets=size is None,
+        time_limit=_time_limit(),
+    )
+
+
+def _did_you_mean(args: SearchArgs, result: SearchPage) -> QuerySuggestion | None:
+    """A nearby query that finds something, within one time limit in total."""
+    deadline = time.monotonic() + (_time_limit() or 2.0)
+
+    def count(candidate: str) -> int:
+        if time.monotonic() > deadline:
+            return 0
+        page = _run(args, q=candidate, size=1)
+        # Results that match only some of the words do not make a suggestion.
+        return 0 if page.relaxed else page.total
+
+    return suggest_query(args.q, result.terms, _suggester(), count)
 
 
 def _page_links(args: SearchArgs, result: SearchPage) -> dict[str, Any]:
     last = min(result.pages, current_app.config["MAX_PAGE"])
-
-    def link(page: int) -> str:
-        params: dict[str, Any] = {"q": args.q}
-        if page > 1:
-            params["page"] = page
-        if args.size != current_app.config["PER_PAGE"]:
-            params["size"] = args.size
-        return url_for("search.index") + "?" + urlencode(params)
-
     window = range(max(1, args.page - 3), min(last, args.page + 3) + 1)
     return {
-        "prev": link(args.page - 1) if args.page > 1 else None,
-        "next": link(args.page + 1) if args.page < last else None,
-        "pages": [(n, link(n)) for n in window],
+        "prev": args.url(page=args.page - 1) if args.page > 1 else None,
+        "next": args.url(page=args.page + 1) if args.page < last else None,
+        "first": args.url(page=1) if window.start > 1 else None,
+        "pages": [(n, args.url(page=n)) for n in window],
         "last": last,
     }
 
 
+def _api_url(args: SearchArgs) -> str:
+    return url_for("search.api_search") + "?" + urlencode(args.params(explicit=True))
+
+
 @bp.get("/")
 def index() -> Response | str:
-    """The search form; shows results when ?q= is present."""
+    """The search page: the form, and results with facets, filters, sorting and paging when asked."""
     args = _search_args()
-    if not args.q:
-        return render_template("search.html", q="", result=None)
-    result = _searcher().search(args.q, page=args.page, size=args.size)
-    api_url = url_for("search.api_search") + "?" + urlencode({"q": args.q, "page": args.page, "size": args.size})
-    body = render_template("search.html", q=args.q, result=result, links=_page_links(args, result), api_url=api_url)
+    if not args.q and not args.has_filters:
+        return render_template("search.html", args=args, result=None)
+    result = _run(args)
+    suggestion = _did_you_mean(args, result) if args.q and (result.total == 0 or result.relaxed) else None
+    # The API needs a query; a page that lists a filter alone has no JSON twin.
+    api_url = _api_url(args) if args.q else None
+    body = render_template(
+        "search.html",
+        args=args,
+        result=result,
+        links=_page_links(args, result),
+        api_url=api_url,
+        suggestion=suggestion,
+    )
     response = Response(body, mimetype="text/html")
-    response.headers["Link"] = f'<{api_url}>; rel="alternate"; type="application/json"'
+    if api_url:
+        response.headers["Link"] = f'<{api_url}>; rel="alternate"; type="application/json"'
     return response
 
 
 @bp.get("/api/search")
 def api_search() -> dict[str, Any]:
-    """JSON twin of the page: {"query", "total", "page", "size", "took_ms", "results": [...]}."""
+    """JSON twin of the page: {"query", "total", "page", "size", "took_ms", "partial", "terms", "facets", "results"}."""
     args = _search_args()
     if not args.q:
         raise RequestError(400, "missing_query", "the q parameter is required and must not be blank")
-    return _searcher().search(args.q, page=args.page, size=args.size).to_dict()
+    return _run(args).to_dict()
+
+
+def _complete(q: str, limit: int) -> list[dict[str, Any]]:
+    """Suggestions for the last word of ``q``, each with the whole query it would make."""
+    head, sep, last = q.rpartition(" ")
+    m = _LAST_WORD_RE.fullmatch(last)
+    if m is None or not m.group("word"):
+        return []
+    prefix = m.group("prefix") or ""
+
+    def titles_with(text: str) -> int:
+        # A word composed of several title terms counts only where they stand together.
+        return _searcher().search(f'title:"{text}"', size=1, time_limit=_time_limit()).total
+
+    return [
+        {**s.to_dict(), "query": head + sep + prefix + s.text}
+        for s in _suggester().suggest(m.group("word"), limit=limit, verify=titles_with)
+    ]
+
+
+@bp.get("/api/suggest")
+def api_suggest() -> dict[str, Any]:
+    """Completions for the last word typed: {"query", "suggestions": [{"text", "pinyin", "documents", "query"}]}."""
+    q = _query_arg()
+    limit = _int_arg("limit", DEFAULT_SUGGESTIONS, 1, MAX_SUGGESTIONS)
+    # After a space the last word is finished and the next not begun: nothing to complete.
+    finished = request.args.get("q", "")[-1:].isspace()
+    return {"query": q, "suggestions": _complete(q, limit) if q and not finished else []}
+
+
+@bp.get("/api/openapi.json")
+def api_openapi() -> dict[str, Any]:
+    """The OpenAPI 3 description of this API."""
+    return openapi_document(current_app.config)
 
 
 @bp.get("/api/documents/<path:doc_id>")
 def api_document(doc_id: str) -> dict[str, Any]:
-    """One stored document by id, or a 404 error."""
+    """One stored document by id, or a 404 error; ids are looked up in the index, never on disk."""
+    if _has_controls(doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
+        raise _invalid(f"a document id is at most {MAX_DOC_ID_CHARS} characters, without control characters")
     doc = _searcher().get(doc_id)
     if doc is None:
         raise RequestError(404, "not_found", f"no document with id {doc_id!r}")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from indexer import build_index
 from service import create_app
 
+from .conftest import MINI_CORPUS
+
 RESULT_FIELDS = ["id", "title", "url", "date", "source", "tags", "score", "title_html", "snippet_html"]
+SEARCH_FIELDS = ["query", "total", "page", "size", "took_ms", "partial", "relaxed", "terms", "facets", "results"]
+SUGGEST_FIELDS = ["text", "pinyin", "documents", "query"]
 
 
 def test_search_returns_every_documented_field(client: FlaskClient) -> None:
@@ -17,7 +23,7 @@ def test_search_returns_every_documented_field(client: FlaskClient) -> None:
     assert resp.status_code == 200
     assert resp.mimetype == "application/json"
     data = resp.get_json()
-    assert list(data) == ["query", "total", "page", "size", "took_ms", "partial", "terms", "facets", "results"]
+    assert list(data) == SEARCH_FIELDS
     assert data["query"] == "混合专家"
     assert data["page"] == 1 and data["size"] == 3
     assert data["total"] == 2
@@ -59,6 +65,19 @@ def test_script_is_escaped_in_json(client: FlaskClient) -> None:
         ({"q": "飞桨", "size": "１０"}, 400, "invalid_parameter"),
         ({"q": "x" * 257}, 400, "query_too_long"),
         ({"q": "飞\x00桨"}, 400, "invalid_query"),
+        ({"q": "飞\x1b桨"}, 400, "invalid_query"),
+        ({"q": "x" * 250 + " " * 7}, 400, "query_too_long"),
+        ({"q": "飞桨", "size": "1e3"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "page": "2.5"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "page": "99999999999999999999999"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "sort": "newest"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "from": "2025-13-01"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "from": "2025-02-30"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "to": "20250630"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "to": "2025-6-30"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "source": "x" * 101}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "tag": "a\x00b"}, 400, "invalid_parameter"),
+        ({"q": "飞桨", "tag": [f"t{i}" for i in range(11)]}, 400, "invalid_parameter"),
     ],
 )
 def test_bad_input_gets_a_4xx_in_the_error_shape(
@@ -72,6 +91,24 @@ def test_bad_input_gets_a_4xx_in_the_error_shape(
     assert body["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["q=%zz", "q=%E9%A3", "q=%FF", "q=abc%", "q=%2", "q=ok&page=%C0%AF"],
+)
+def test_invalid_percent_encoding_is_a_400(client: FlaskClient, raw: str) -> None:
+    resp = client.get("/api/search?" + raw)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["code"] == "invalid_parameter"
+    page = client.get("/?" + raw)
+    assert page.status_code == 400 and "请求有误" in page.get_data(as_text=True)
+
+
+def test_query_length_limit_is_named(client: FlaskClient) -> None:
+    message = client.get("/api/search", query_string={"q": "飞" * 257}).get_json()["error"]["message"]
+    assert "256" in message
+    assert client.get("/api/search", query_string={"q": "飞" * 256}).status_code == 200
+
+
 def test_unknown_parameters_are_ignored(client: FlaskClient) -> None:
     assert client.get("/api/search", query_string={"q": "飞桨", "debug": "1"}).status_code == 200
 
@@ -79,6 +116,171 @@ def test_unknown_parameters_are_ignored(client: FlaskClient) -> None:
 @pytest.mark.parametrize("q", ['"未闭合', "a)", "(((", "title:", "AND OR NOT", "*", "飞桨~2", "[a TO"])
 def test_malformed_syntax_is_never_a_server_error(client: FlaskClient, q: str) -> None:
     assert client.get("/api/search", query_string={"q": q}).status_code == 200
+
+
+def test_facets_are_counted(client: FlaskClient) -> None:
+    data = client.get("/api/search", query_string={"q": "大模型"}).get_json()
+    assert data["total"] == 2
+    tags = {f["value"]: f["count"] for f in data["facets"]["tags"]}
+    sources = {f["value"]: f["count"] for f in data["facets"]["source"]}
+    assert tags["大模型"] == 2 and tags["MoE"] == 1 and tags["开源"] == 1
+    assert sources == {"模型周刊": 1, "开源观察": 1}
+
+
+def test_source_and_tag_filters(client: FlaskClient) -> None:
+    def ids(**params: object) -> list[str]:
+        data = client.get("/api/search", query_string={"q": "大模型", **params}).get_json()
+        return [r["id"] for r in data["results"]]
+
+    assert ids(source="开源观察") == ["ernie"]
+    assert ids(tag="MoE") == ["moe-intro"]
+    # Repeated values are alternatives.
+    assert sorted(ids(tag=["MoE", "开源"])) == ["ernie", "moe-intro"]
+    assert ids(source="没有这个来源") == []
+
+
+def test_date_range_is_inclusive(client: FlaskClient) -> None:
+    def ids(**params: str) -> list[str]:
+        data = client.get("/api/search", query_string={"q": "大模型", **params}).get_json()
+        return sorted(r["id"] for r in data["results"])
+
+    assert ids(**{"from": "2025-06-30"}) == ["ernie"]
+    assert ids(to="2025-03-02") == ["moe-intro"]
+    assert ids(**{"from": "2025-03-02", "to": "2025-06-30"}) == ["ernie", "moe-intro"]
+    assert ids(**{"from": "2025-03-03", "to": "2025-06-29"}) == []
+    # The wrong way round is read the right way round; the extremes of the calendar work.
+    assert ids(**{"from": "2025-06-30", "to": "2025-03-02"}) == ["ernie", "moe-intro"]
+    assert ids(**{"from": "0001-01-01", "to": "9999-12-31"}) == ["ernie", "moe-intro"]
+
+
+def test_sort_by_date_is_newest_first(client: FlaskClient) -> None:
+    data = client.get("/api/search", query_string={"q": "大模型 OR 汽车 OR Python", "sort": "date"}).get_json()
+    dates = [r["date"] for r in data["results"]]
+    assert dates == sorted(dates, reverse=True) and len(dates) == 3
+
+
+def test_filters_alone_are_not_a_query(client: FlaskClient) -> None:
+    # The page lists a filter's documents without a query; the API asks for one (see the OpenAPI document).
+    resp = client.get("/api/search", query_string={"tag": "大模型"})
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "missing_query"
+
+
+def test_terms_show_the_segmented_query(client: FlaskClient) -> None:
+    data = client.get("/api/search", query_string={"q": "彗星轨道"}).get_json()
+    assert data["total"] == 0 and data["terms"] == ["彗星", "轨道"]
+    assert data["partial"] is False
+
+
+def test_search_time_limit_returns_partial_results(tmp_path: Path) -> None:
+    # Enough matching documents that collecting them outlasts a one-microsecond limit.
+    corpus = tmp_path / "many.jsonl"
+    with open(corpus, "w", encoding="utf-8") as f:
+        for i in range(3000):
+            f.write(json.dumps({"id": f"d{i}", "title": f"测试文章 {i}", "body": "测试 数据 " * 5}) + "\n")
+    build_index([corpus], tmp_path / "index")
+    app = create_app({"TESTING": True, "INDEX_DIR": str(tmp_path / "index"), "SEARCH_TIME_LIMIT": 0.000001})
+    client = app.test_client()
+    data = client.get("/api/search", query_string={"q": "测试"}).get_json()
+    assert data["partial"] is True
+    html = client.get("/", query_string={"q": "测试"}).get_data(as_text=True)
+    assert "部分结果" in html
+    unlimited = create_app({"TESTING": True, "INDEX_DIR": str(tmp_path / "index")}).test_client()
+    full = unlimited.get("/api/search", query_string={"q": "测试"}).get_json()
+    assert full["partial"] is False and full["total"] == 3000
+
+
+def test_suggest_completes_by_prefix_pinyin_and_initials(client: FlaskClient) -> None:
+    def texts(q: str) -> list[str]:
+        resp = client.get("/api/suggest", query_string={"q": q})
+        assert resp.status_code == 200
+        data = resp.get_json()
+        assert data["query"] == " ".join(q.split())
+        for s in data["suggestions"]:
+            assert list(s) == SUGGEST_FIELDS
+        return [s["text"] for s in data["suggestions"]]
+
+    assert "混合" in texts("混")
+    assert texts("kub") == ["kubernetes"]
+    assert "大模型" in texts("dmx")
+    assert "大模型" in texts("damox")
+    assert "中华人民共和国" in texts("zhrmghg")
+    # Composed words are kept only if some title holds them: 大模态 is in none.
+    assert "大模态" not in texts("dm") and "多模态" in texts("dm")
+    assert texts("   ") == []
+    assert texts("dmx ") == []
+    assert texts("zzzzzz") == []
+
+
+def test_suggest_completes_the_last_word_of_the_query(client: FlaskClient) -> None:
+    data = client.get("/api/suggest", query_string={"q": "开源 -dmx"}).get_json()
+    assert data["suggestions"][0]["query"] == "开源 -大模型"
+    data = client.get("/api/suggest", query_string={"q": "title:kub"}).get_json()
+    assert data["suggestions"][0]["query"] == "title:kubernetes"
+    data = client.get("/api/suggest", query_string={"q": "dmx", "limit": 1}).get_json()
+    assert len(data["suggestions"]) == 1 and data["suggestions"][0]["documents"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"q": "x" * 257}, "query_too_long"),
+        ({"q": "a\x00"}, "invalid_query"),
+        ({"q": "dm", "limit": "0"}, "invalid_parameter"),
+        ({"q": "dm", "limit": "21"}, "invalid_parameter"),
+        ({"q": "dm", "limit": "x"}, "invalid_parameter"),
+    ],
+)
+def test_suggest_rejects_bad_input(client: FlaskClient, params: dict[str, str], code: str) -> None:
+    resp = client.get("/api/suggest", query_string=params)
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == code
+
+
+def test_suggestions_follow_a_rebuilt_index(tmp_path: Path) -> None:
+    build_index([MINI_CORPUS], tmp_path / "index")
+    app = create_app({"TESTING": True, "INDEX_DIR": str(tmp_path / "index")})
+    app.extensions["zhsearch.suggester"].recheck_s = 0
+    client = app.test_client()
+    assert client.get("/api/suggest", query_string={"q": "hx"}).get_json()["suggestions"] == []
+    (tmp_path / "more.jsonl").write_text(json.dumps({"title": "彗星轨道计算", "body": "天文"}) + "\n", encoding="utf-8")
+    build_index([MINI_CORPUS, tmp_path / "more.jsonl"], tmp_path / "index")
+    assert "彗星" in [s["text"] for s in client.get("/api/suggest", query_string={"q": "hx"}).get_json()["suggestions"]]
+
+
+def test_cors_is_off_by_default(client: FlaskClient) -> None:
+    resp = client.get("/api/search", query_string={"q": "飞桨"}, headers={"Origin": "https://other.example"})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+def test_cors_allows_the_configured_origins(index_dir: Path) -> None:
+    app = create_app(
+        {"TESTING": True, "INDEX_DIR": str(index_dir), "CORS_ORIGINS": "https://a.example, https://b.example"}
+    )
+    client = app.test_client()
+    resp = client.get("/api/search", query_string={"q": "飞桨"}, headers={"Origin": "https://b.example"})
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://b.example"
+    assert "Origin" in resp.headers["Vary"]
+    resp = client.get("/api/search", query_string={"q": "飞桨"}, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+    preflight = client.options(
+        "/api/suggest", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://a.example"
+    assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
+    # The HTML page is not part of the API.
+    assert "Access-Control-Allow-Origin" not in client.get("/", headers={"Origin": "https://a.example"}).headers
+    star = create_app({"TESTING": True, "INDEX_DIR": str(index_dir), "CORS_ORIGINS": ["*"]}).test_client()
+    assert star.get("/healthz", headers={"Origin": "https://x.example"}).headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_openapi_document_is_served(client: FlaskClient) -> None:
+    doc = client.get("/api/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) >= {"/api/search", "/api/suggest", "/api/documents/{id}", "/healthz"}
+    names = {p["name"] for p in doc["paths"]["/api/search"]["get"]["parameters"]}
+    assert names == {"q", "page", "size", "source", "tag", "from", "to", "sort"}
+    assert doc["components"]["schemas"]["SearchPage"]["required"] == SEARCH_FIELDS
+    assert doc["components"]["schemas"]["Hit"]["required"] == RESULT_FIELDS
 
 
 def test_document_lookup(client: FlaskClient) -> None:
@@ -91,10 +293,28 @@ def test_document_lookup(client: FlaskClient) -> None:
     assert client.get("/api/documents/notes/rust.md").get_json()["id"] == "notes/rust.md"
 
 
-def test_document_not_found_is_a_json_404(client: FlaskClient) -> None:
-    resp = client.get("/api/documents/../../etc/passwd")
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/documents/../../etc/passwd",
+        "/api/documents/%2e%2e/%2e%2e/etc/passwd",
+        "/api/documents//etc/passwd",
+        "/api/documents/..%2f..%2fetc%2fpasswd",
+        "/api/documents/corpus/README.md",
+        "/api/documents/mini_corpus/gpt4o.txt",
+    ],
+)
+def test_documents_cannot_reach_files(client: FlaskClient, path: str) -> None:
+    # Werkzeug redirects // to /; the target is looked up like any other id.
+    resp = client.get(path, follow_redirects=True)
     assert resp.status_code == 404
     assert resp.get_json()["error"]["code"] == "not_found"
+    assert "root:" not in resp.get_data(as_text=True)
+
+
+def test_document_ids_with_controls_are_rejected(client: FlaskClient) -> None:
+    resp = client.get("/api/documents/a%00b")
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "invalid_parameter"
 
 
 def test_unknown_api_path_and_method(client: FlaskClient) -> None:

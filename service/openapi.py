@@ -1,0 +1,351 @@
+"""The OpenAPI 3 description of the JSON API, served at /api/openapi.json.
+
+Written by hand next to the views it describes; tests/test_openapi.py runs
+schemathesis against it, so a parameter or field that drifts fails the suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from indexer import __version__
+
+from .limits import DEFAULT_SUGGESTIONS, MAX_DOC_ID_CHARS, MAX_FILTER_CHARS, MAX_FILTER_VALUES, MAX_SUGGESTIONS, SORTS
+
+# Characters the API rejects in text parameters: C0 controls other than tab, CR and LF, DEL, and C1 controls.
+_ALLOWED = "[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]"
+_NO_CONTROLS = f"^{_ALLOWED}*$"
+# The same, with at least one character that is not white space.
+_SOME_TEXT = f"^{_ALLOWED}*[^\\s\\u0000-\\u001f\\u007f-\\u009f]{_ALLOWED}*$"
+_JSON = "application/json"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _query_param(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": schema, **extra}
+
+
+def _or_blank(schema: dict[str, Any]) -> dict[str, Any]:
+    """An empty value, as a form with a blank field sends it, means the default."""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
+def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document, with the limits taken from the running configuration."""
+    max_q = int(config["MAX_QUERY_CHARS"])
+    query_text = {"type": "string", "maxLength": max_q, "pattern": _NO_CONTROLS}
+    # Required, and more than whitespace: at least one character that is neither a space nor a control.
+    required_query = {"type": "string", "minLength": 1, "maxLength": max_q, "pattern": _SOME_TEXT}
+    filter_values = {
+        "type": "array",
+        "maxItems": MAX_FILTER_VALUES,
+        "items": {"type": "string", "maxLength": MAX_FILTER_CHARS, "pattern": _NO_CONTROLS},
+    }
+    search_params = [
+        _query_param(
+            "q",
+            f"The query (at most {max_q} characters, not blank; see the query syntax in the README).",
+            required_query,
+            required=True,
+            example="混合专家",
+        ),
+        _query_param(
+            "page",
+            "1-based page number.",
+            {"type": "integer", "minimum": 1, "maximum": int(config["MAX_PAGE"]), "default": 1},
+        ),
+        _query_param(
+            "size",
+            "Results per page.",
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": int(config["MAX_PAGE_SIZE"]),
+                "default": int(config["PER_PAGE"]),
+            },
+        ),
+        _query_param(
+            "source",
+            "Only documents from this source; repeat for several (any of them).",
+            filter_values,
+            style="form",
+            explode=True,
+        ),
+        _query_param(
+            "tag", "Only documents with this tag; repeat for several (any of them).", filter_values, explode=True
+        ),
+        _query_param(
+            "from", "Only documents dated on or after this day.", _or_blank({"type": "string", "format": "date"})
+        ),
+        _query_param(
+            "to",
+            "Only documents dated on or before this day (not before `from`).",
+            _or_blank({"type": "string", "format": "date"}),
+        ),
+        _query_param(
+            "sort",
+            "Order of results: relevance (BM25F) or date (newest first).",
+            {"type": "string", "enum": list(SORTS), "default": "relevance"},
+        ),
+    ]
+    facet_value = {
+        "type": "object",
+        "required": ["value", "count"],
+        "properties": {"value": {"type": "string"}, "count": {"type": "integer", "minimum": 0}},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "zhsearch",
+            "version": __version__,
+            "description": "Full-text search over Chinese articles. Every error has the shape "
+            '{"error": {"code", "message"}}. Unknown parameters are ignored.',
+        },
+        "paths": {
+            "/api/search": {
+                "get": {
+                    "operationId": "search",
+                    "summary": "Search the articles; one page of highlighted results with facet counts.",
+                    "parameters": search_params,
+                    "responses": {
+                        "200": _ok("One page of results.", "SearchPage"),
+                        "400": _error(
+                            "A bad parameter: missing_query, query_too_long, invalid_query, invalid_parameter."
+                        ),
+                        "503": _error("index_unavailable or index_error."),
+                    },
+                }
+            },
+            "/api/suggest": {
+                "get": {
+                    "operationId": "suggest",
+                    "summary": "Complete the last word of a query from title words, by prefix, pinyin or initials.",
+                    "parameters": [
+                        _query_param(
+                            "q", "What has been typed so far; blank gives no suggestions.", query_text, example="dmx"
+                        ),
+                        _query_param(
+                            "limit",
+                            "Most suggestions to return.",
+                            {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_SUGGESTIONS,
+                                "default": DEFAULT_SUGGESTIONS,
+                            },
+                        ),
+                    ],
+                    "responses": {
+                        "200": _ok("Suggestions, most frequent first.", "Suggestions"),
+                        "400": _error("query_too_long, invalid_query or invalid_parameter."),
+                        "503": _error("index_unavailable or index_error."),
+                    },
+                }
+            },
+            "/api/documents/{id}": {
+                "get": {
+                    "operationId": "getDocument",
+                    "summary": "One stored document by id (ids from file paths contain slashes).",
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_DOC_ID_CHARS,
+                                "pattern": _NO_CONTROLS,
+                            },
+                            "example": "ernie",
+                        }
+                    ],
+                    "responses": {
+                        "200": _ok("The document.", "Document"),
+                        "400": _error("invalid_parameter: an id with control characters or too long."),
+                        "404": _error("not_found."),
+                        "503": _error("index_unavailable or index_error."),
+                    },
+                }
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "responses": {"200": {"description": "OpenAPI 3 document.", "content": {_JSON: {"schema": {}}}}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness and the number of documents.",
+                    "responses": {
+                        "200": _ok("The index is readable.", "Health"),
+                        "503": _error("index_unavailable or index_error."),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "code": {
+                                    "type": "string",
+                                    "enum": [
+                                        "missing_query",
+                                        "query_too_long",
+                                        "invalid_query",
+                                        "invalid_parameter",
+                                        "bad_request",
+                                        "not_found",
+                                        "method_not_allowed",
+                                        "too_large",
+                                        "uri_too_long",
+                                        "headers_too_large",
+                                        "http_error",
+                                        "index_unavailable",
+                                        "index_error",
+                                        "internal_error",
+                                    ],
+                                },
+                                "message": {"type": "string", "minLength": 1},
+                            },
+                        }
+                    },
+                },
+                "SearchPage": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": [
+                        "query",
+                        "total",
+                        "page",
+                        "size",
+                        "took_ms",
+                        "partial",
+                        "relaxed",
+                        "terms",
+                        "facets",
+                        "results",
+                    ],
+                    "properties": {
+                        "query": {"type": "string", "description": "The query as understood (whitespace collapsed)."},
+                        "total": {"type": "integer", "minimum": 0},
+                        "page": {"type": "integer", "minimum": 1},
+                        "size": {"type": "integer", "minimum": 1},
+                        "took_ms": {"type": "number", "minimum": 0},
+                        "partial": {
+                            "type": "boolean",
+                            "description": "True when the search hit the time limit and the results are incomplete.",
+                        },
+                        "relaxed": {
+                            "type": "boolean",
+                            "description": "True when no document has every word and the results match only some.",
+                        },
+                        "terms": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "The words the query was understood as, after segmentation.",
+                        },
+                        "facets": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "source": {"type": "array", "items": facet_value},
+                                "tags": {"type": "array", "items": facet_value},
+                            },
+                        },
+                        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+                    },
+                },
+                "Hit": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": [
+                        "id",
+                        "title",
+                        "url",
+                        "date",
+                        "source",
+                        "tags",
+                        "score",
+                        "title_html",
+                        "snippet_html",
+                    ],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "title": {"type": "string"},
+                        "url": {"type": "string"},
+                        "date": {"type": "string", "nullable": True},
+                        "source": {"type": "string"},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "score": {"type": "number"},
+                        "title_html": {"type": "string", "description": "HTML-escaped title, matches in <mark>."},
+                        "snippet_html": {"type": "string", "description": "HTML-escaped snippet, matches in <mark>."},
+                    },
+                },
+                "Suggestions": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["query", "suggestions"],
+                    "properties": {
+                        "query": {"type": "string"},
+                        "suggestions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["text", "pinyin", "documents", "query"],
+                                "properties": {
+                                    "text": {"type": "string", "description": "The suggested word."},
+                                    "pinyin": {"type": "string", "description": "Its pinyin, syllables spaced."},
+                                    "documents": {"type": "integer", "minimum": 1},
+                                    "query": {
+                                        "type": "string",
+                                        "description": "The query with its last word completed.",
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+                "Document": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["id", "title", "body", "date", "source", "tags", "url"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "title": {"type": "string"},
+                        "body": {"type": "string"},
+                        "date": {"type": "string", "nullable": True},
+                        "source": {"type": "string"},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "url": {"type": "string"},
+                    },
+                },
+                "Health": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["status", "documents"],
+                    "properties": {"status": {"type": "string", "enum": ["ok"]}, "documents": {"type": "integer"}},
+                },
+            }
+        },
+    }

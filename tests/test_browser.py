@@ -1,0 +1,350 @@
+"""The search page in a real browser: Debian's Chromium, driven by Playwright, against `zhsearch serve`.
+
+Locally these tests skip, saying why, when /usr/bin/chromium, the Chinese fonts
+or the playwright package are missing; with CI=true they fail instead.
+Screenshots at 1280 px and 360 px go to test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ROOT
+from .live_server import serve
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "test-output" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+MOBILE = {"width": 360, "height": 740}
+PER_PAGE = 3
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true, so the browser tests must run (.ci/run installs what they need)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    fonts = shutil.which("fc-list") and subprocess.run(["fc-list", ":lang=zh-cn"], capture_output=True, text=True)
+    if not fonts or "Noto Sans CJK" not in fonts.stdout:
+        _unavailable("no Chinese font: Chinese would render as boxes (apt-get install fonts-noto-cjk)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        # Never `playwright install`: Debian's Chromium is the browser.
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(index_dir, tmp_path_factory.mktemp("browser-server"), env={"ZHSEARCH_PER_PAGE": str(PER_PAGE)}) as base:
+        yield base
+
+
+class Page:
+    """A browser tab on the server that records console errors (a CSP violation is one)."""
+
+    def __init__(self, browser: Any, base: str, viewport: dict[str, int], javascript: bool = True) -> None:
+        self.context = browser.new_context(viewport=viewport, locale="zh-CN", java_script_enabled=javascript)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.base = base
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def goto(self, path: str) -> Any:
+        self.page.goto(self.base + path)
+        return self.page
+
+    def shot(self, name: str, full_page: bool = True) -> None:
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == []
+
+
+@pytest.fixture
+def desktop(browser: Any, server: str) -> Iterator[Page]:
+    tab = Page(browser, server, DESKTOP)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture
+def mobile(browser: Any, server: str) -> Iterator[Page]:
+    tab = Page(browser, server, MOBILE)
+    yield tab
+    tab.close()
+
+
+def active(page: Any) -> dict[str, str]:
+    """What has keyboard focus: tag, id, class, text and the closest hit's index."""
+    result: dict[str, str] = page.evaluate(
+        """() => {
+            const el = document.activeElement;
+            const hits = [...document.querySelectorAll('ol.hits > li.hit')];
+            return {tag: el.tagName, id: el.id, cls: el.className, text: el.textContent.trim(),
+                    hit: String(hits.indexOf(el.closest('li.hit')))};
+        }"""
+    )
+    return result
+
+
+def hit_titles(page: Any) -> list[str]:
+    titles: list[str] = page.locator("ol.hits .title").all_inner_texts()
+    return titles
+
+
+def test_typed_query_shows_visible_highlights(desktop: Page) -> None:
+    page = desktop.goto("/")
+    desktop.shot("home-1280", full_page=False)
+    assert active(page)["id"] == "q"  # the empty page focuses the box
+    page.keyboard.type("混合专家")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert re.search(r"[?&]q=%E6%B7%B7", page.url)
+    assert page.title() == "混合专家 - zhsearch"
+    assert page.input_value("#q") == "混合专家"
+    marks = page.locator("ol.hits mark")
+    assert marks.count() >= 2
+    assert marks.first.is_visible() and marks.first.inner_text() == "混合专家"
+    colour = marks.first.evaluate("m => getComputedStyle(m).backgroundColor")
+    assert colour not in ("rgba(0, 0, 0, 0)", "transparent")
+    stats = page.locator("#stats").inner_text()
+    assert "找到 2 条结果" in stats and "毫秒" in stats
+    meta = page.locator("ol.hits li").first.locator(".meta").inner_text()
+    assert "2025-03-02" in meta and "模型周刊" in meta and "MoE" in meta
+    desktop.shot("results-1280")
+
+
+def test_results_on_a_phone(mobile: Page) -> None:
+    for path, name in [("/", "home-360"), ("/?q=混合专家", "results-360"), ("/?q=dmx", "empty-360")]:
+        page = mobile.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= MOBILE["width"], f"{path} scrolls sideways ({width}px)"
+        mobile.shot(name)
+    page = mobile.goto("/?q=混合专家")
+    assert page.locator("ol.hits mark").first.is_visible()
+    # The filters follow the results on a phone, one tap away.
+    page.click("a.to-filters")
+    assert page.locator("#filters").is_visible()
+
+
+def test_pagination(desktop: Page) -> None:
+    page = desktop.goto("/?q=大模型 OR 汽车 OR Python OR 云原生")
+    first = hit_titles(page)
+    assert len(first) == PER_PAGE
+    with page.expect_navigation():
+        page.click("nav.pages a[rel=next]")
+    assert "page=2" in page.url
+    assert page.locator("nav.pages [aria-current=page]").inner_text() == "2"
+    second = hit_titles(page)
+    assert second and not set(first) & set(second)
+    with page.expect_navigation():
+        page.click("nav.pages a[rel=prev]")
+    assert hit_titles(page) == first
+
+
+def test_facets_chips_sort_and_dates(desktop: Page) -> None:
+    page = desktop.goto("/?q=大模型")
+    assert "找到 2 条结果" in page.locator("#stats").inner_text()
+    with page.expect_navigation():
+        page.click("aside.filters a:has(.value:text-is('MoE'))")
+    assert "tag=MoE" in page.url and "找到 1 条结果" in page.locator("#stats").inner_text()
+    assert page.title() == "大模型 · MoE - zhsearch"
+    desktop.shot("filtered-1280", full_page=False)
+    with page.expect_navigation():
+        page.click("ul.chips a:has-text('标签：MoE')")
+    assert "tag=" not in page.url and "找到 2 条结果" in page.locator("#stats").inner_text()
+
+    with page.expect_navigation():
+        page.click("nav.sort a:text-is('最新')")
+    assert "sort=date" in page.url
+    dates = page.locator("ol.hits time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
+    assert dates == sorted(dates, reverse=True)
+
+    page.fill("#from", "2025-06-01")
+    page.fill("#to", "2025-06-30")
+    with page.expect_navigation():
+        page.click("form.dates button")
+    assert "from=2025-06-01" in page.url and "to=2025-06-30" in page.url and "sort=date" in page.url
+    assert hit_titles(page) == ["文心大模型4.5系列宣布开源"]
+    assert page.input_value("#from") == "2025-06-01"
+
+
+def test_suggestions_with_the_keyboard(desktop: Page) -> None:
+    page = desktop.goto("/")
+    box = page.locator("#q")
+    assert box.get_attribute("role") == "combobox" and box.get_attribute("aria-expanded") == "false"
+    page.keyboard.type("dmx", delay=50)
+    # Wait for the answer to the whole word, not to "d" or "dm" on a slow machine.
+    page.locator("#q-suggestions[data-query='dmx'] [role=option]").first.wait_for()
+    assert box.get_attribute("aria-expanded") == "true"
+    assert box.get_attribute("aria-controls") == "q-suggestions"
+    texts = page.locator("#q-suggestions [role=option] .text").all_inner_texts()
+    assert "大模型" in texts
+    desktop.shot("suggest-1280", full_page=False)
+    for _ in range(texts.index("大模型") + 1):
+        page.keyboard.press("ArrowDown")
+    chosen = box.get_attribute("aria-activedescendant")
+    assert chosen and page.locator(f"#{chosen}").get_attribute("aria-selected") == "true"
+    assert page.locator(f"#{chosen} .text").inner_text() == "大模型"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.input_value("#q") == "大模型"
+    assert page.locator("ol.hits mark").first.is_visible()
+
+
+def test_escape_closes_suggestions_and_keeps_the_text(desktop: Page) -> None:
+    page = desktop.goto("/")
+    page.keyboard.type("hh", delay=50)
+    listbox = page.locator("#q-suggestions")
+    page.locator("#q-suggestions[data-query='hh'] [role=option]").first.wait_for()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Escape")
+    assert listbox.is_hidden()
+    assert page.locator("#q").get_attribute("aria-expanded") == "false"
+    assert page.locator("#q").get_attribute("aria-activedescendant") is None
+    assert page.input_value("#q") == "hh" and active(page)["id"] == "q"
+    # Enter now searches for what was typed.
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.input_value("#q") == "hh"
+
+
+def test_suggestion_chosen_with_the_mouse_on_a_phone(mobile: Page) -> None:
+    page = mobile.goto("/")
+    page.locator("#q").click()
+    page.keyboard.type("kub", delay=50)
+    option = page.locator("#q-suggestions[data-query='kub'] [role=option]").first
+    option.wait_for()
+    mobile.shot("suggest-360", full_page=False)
+    with page.expect_navigation():
+        option.click()
+    assert page.input_value("#q") == "kubernetes"
+    assert "Kubernetes" in hit_titles(page)[0]
+
+
+def test_results_with_the_keyboard_only(desktop: Page) -> None:
+    page = desktop.goto("/?q=大模型 OR 汽车 OR Python")
+    page.keyboard.press("Tab")
+    skip = active(page)
+    assert skip["tag"] == "A" and skip["text"] == "跳到主要内容"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Enter")  # skip link: focus moves to <main>
+    page.keyboard.press("j")
+    assert active(page)["hit"] == "0"
+    page.keyboard.press("j")
+    assert active(page)["hit"] == "1"
+    assert page.locator("li.hit.current").count() == 1
+    page.keyboard.press("ArrowDown")
+    assert active(page)["hit"] == "2"
+    page.keyboard.press("k")
+    assert active(page)["hit"] == "1"
+    target = page.evaluate("document.activeElement.href")
+    assert target.startswith("https://")
+    page.keyboard.press("/")
+    assert active(page)["id"] == "q"
+    page.keyboard.press("Escape")
+    # Typing j in the box types a j; it does not move through the results.
+    page.keyboard.type("j")
+    assert page.input_value("#q").endswith("j") and active(page)["id"] == "q"
+
+
+def test_empty_state_offers_a_suggestion(desktop: Page) -> None:
+    page = desktop.goto("/?q=dmx")
+    assert page.locator(".understood .term").all_inner_texts() == ["dmx"]
+    desktop.shot("empty-1280")
+    with page.expect_navigation():
+        page.click(".suggestion a")
+    assert page.input_value("#q") == "大模型" and page.locator("ol.hits mark").count() > 0
+
+
+def test_everything_works_without_javascript(browser: Any, server: str) -> None:
+    tab = Page(browser, server, DESKTOP, javascript=False)
+    page = tab.goto("/")
+    page.fill("#q", "大模型")
+    with page.expect_navigation():
+        page.press("#q", "Enter")
+    assert page.locator("ol.hits mark").first.is_visible()
+    assert page.locator("#q-suggestions").count() == 0  # no script, no dropdown
+    with page.expect_navigation():
+        page.click("aside.filters a:has(.value:text-is('开源观察'))")
+    assert hit_titles(page) == ["文心大模型4.5系列宣布开源"]
+    page.click("details.help summary")
+    assert page.locator("details.help dl").is_visible()
+    tab.close()
+
+
+CONTRAST_JS = """() => {
+    const lum = (c) => {
+        const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const rgba = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+    const background = (el) => {
+        for (; el; el = el.parentElement) {
+            const c = rgba(getComputedStyle(el).backgroundColor);
+            if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+    };
+    const failures = [];
+    for (const el of document.querySelectorAll('body *')) {
+        const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+        const box = el.getBoundingClientRect();
+        if (!own || box.width < 2 || box.height < 2 || el.closest('.visually-hidden, .skip')) continue;
+        const style = getComputedStyle(el);
+        if (style.visibility === 'hidden') continue;
+        const fg = rgba(style.color).slice(0, 3);
+        const [a, b] = [lum(fg), lum(background(el))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+        const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+        const label = `${el.tagName}.${el.className} "${el.textContent.trim().slice(0, 20)}"`;
+        if (ratio < needed) failures.push(`${label} ${ratio.toFixed(2)}`);
+    }
+    return failures;
+}"""
+
+
+@pytest.mark.parametrize("path", ["/", "/?q=大模型&tag=大模型", "/?q=dmx", "/?q=飞桨彗星"])
+def test_text_contrast_meets_wcag_aa(desktop: Page, path: str) -> None:
+    page = desktop.goto(path)
+    page.click("details.help summary")
+    assert page.evaluate(CONTRAST_JS) == []
+
+
+def test_missing_browser_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium is missing"):
+        _unavailable("/usr/bin/chromium is missing")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        _unavailable("/usr/bin/chromium is missing")
