@@ -63,12 +63,15 @@ ANALYZER_VERSION = 2
 
 # Query-time stop words. They are still indexed (so phrases containing them
 # match exactly) but are not required when a query is split into terms.
-STOP_WORDS = frozenset(
-    # Function words, and the question words of a typed question (什么, 哪个...),
-    # which name what is asked for, not what the answer's text contains.
-    "的 了 和 与 及 或 是 在 也 都 就 把 被 这 那 之 等 着 吗 呢 吧 啊 其 而 并 "
-    "什么 哪里 哪儿 哪个 哪些 哪 谁 如何 怎么 怎样 怎么样 为什么 为何 多少 几 是否 何时 何 啥 请问 "
-    "a an the of to in on for and or is are".split()
+# The question words of a typed question name what is asked for, not what the
+# answer's text contains.
+QUESTION_WORDS = frozenset(
+    "什么 哪里 哪儿 哪个 哪些 哪 谁 如何 怎么 怎样 怎么样 为什么 为何 多少 几 是否 何时 何 啥 请问 吗".split()
+)
+STOP_WORDS = (
+    frozenset("的 了 和 与 及 或 是 在 也 都 就 把 被 这 那 之 等 着 吗 呢 吧 啊 其 而 并".split())
+    | frozenset("a an the of to in on for and or is are".split())
+    | QUESTION_WORDS
 )
 
 _HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .analysis import STOP_WORDS, identifier_pieces, query_terms
+from .analysis import QUESTION_WORDS, STOP_WORDS, identifier_pieces, query_terms
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
 from .vocabulary import Synonyms
 
@@ -48,11 +48,17 @@ def min_should_match(n: int) -> int:
     return n if n <= KEYWORD_TERMS else 1
 
 
+def is_question(text: str, terms: Iterable[str]) -> bool:
+    """True for a typed question (它是什么？): its words describe the answer loosely."""
+    return text.rstrip().endswith(("?", "？")) or any(t in QUESTION_WORDS for t in terms)
+
+
 def plan_text(text: str, relaxed: bool = False) -> TextPlan:
     """Analyse a chunk the way queries are analysed and decide how it must match."""
     terms = tuple(query_terms(text))
     content = tuple(dict.fromkeys(t for t in terms if t not in STOP_WORDS)) or tuple(dict.fromkeys(terms))
-    need = 1 if relaxed else min_should_match(len(content))
+    loose = relaxed or (len(content) > 1 and is_question(text, terms))
+    need = 1 if loose else min_should_match(len(content))
     return TextPlan(terms=terms, content=content, min_match=need)
 
 

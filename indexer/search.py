@@ -120,7 +120,7 @@ class Searcher:
     def __init__(
         self,
         index_dir: str | Path,
-        backend: str = "whoosh",
+        backend: str | None = None,
         store: IndexStore | None = None,
         synonyms: str | Path | None = None,
     ) -> None:

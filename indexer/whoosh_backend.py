@@ -64,6 +64,7 @@ WRITER_LIMIT_MB = 256
 FORMAT_NAME = "zhsearch-index"
 # BM25F with the usual constants; the title field carries its own boost (schema.TITLE_BOOST).
 WEIGHTING = scoring.BM25F(B=0.75, K1=1.2)
+USE_BLOCK_QUALITY = True
 
 REBUILD_HINT = "rebuild it with `zhsearch build PATH...`"
 MAX_FACET_VALUES = 20
@@ -419,13 +420,15 @@ class WhooshStore:
             # replace=0: Whoosh's matcher replacement drops matching documents
             # from unions with phrases and from AND NOT (seen in Whoosh 2.7.4
             # and whoosh3 alike; tests/test_whoosh_topk.py keeps it honest).
-            collector = TopCollector(limit=limit, usequality=True, replace=0)
+            collector = TopCollector(limit=limit, usequality=USE_BLOCK_QUALITY, replace=0)
         facets = {name: _FACETS[name] for name in request.facets if name in _FACETS}
         if facets:
             collector = FacetCollector(collector, facets, maptype=sorting.Count)
         partial = False
         if request.time_limit:
-            collector = TimeLimitCollector(collector, timelimit=request.time_limit)
+            # A timer flag, not SIGALRM: a signal can land inside a gc callback
+            # or a C call, where the exception is swallowed or unsafe.
+            collector = TimeLimitCollector(collector, timelimit=request.time_limit, use_alarm=False)
         try:
             searcher.search_with_collector(q, collector)
         except TimeLimit:

@@ -10,14 +10,18 @@ from whoosh import query as wq
 from .analysis import identifier_pieces
 from .plan import plan_text
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
-from .schema import DATE, SEARCH_FIELDS
+from .schema import BODY, DATE, SEARCH_FIELDS, TITLE
 
 # An exact run of the typed words scores on top of the words themselves.
 PHRASE_BOOST = 2.0
 # For questions, adjacent pairs of words matching in order add a little.
-PAIR_BOOST = 0.5
+PAIR_BOOST = 0.25
 # Longer runs are questions, where the full phrase almost never occurs.
 MAX_PHRASE_TERMS = 6
+
+
+# A title match says more about what an article is about than a body match.
+FIELD_BOOSTS = {TITLE: 1.0, BODY: 1.0}
 
 
 def _fields(field: str | None) -> tuple[str, ...]:
@@ -34,14 +38,14 @@ def _term(fields: tuple[str, ...], text: str) -> Any:
 
 def _plain_term(fields: tuple[str, ...], text: str) -> Any:
     if len(fields) == 1:
-        return wq.Term(fields[0], text)
-    return wq.Or([wq.Term(f, text) for f in fields])
+        return wq.Term(fields[0], text, boost=FIELD_BOOSTS[fields[0]])
+    return wq.Or([wq.Term(f, text, boost=FIELD_BOOSTS[f]) for f in fields])
 
 
 def _phrase(fields: tuple[str, ...], terms: list[str], boost: float = 1.0) -> Any:
     if len(fields) == 1:
-        return wq.Phrase(fields[0], terms, boost=boost)
-    return wq.Or([wq.Phrase(f, terms, boost=boost) for f in fields])
+        return wq.Phrase(fields[0], terms, boost=boost * FIELD_BOOSTS[fields[0]])
+    return wq.Or([wq.Phrase(f, terms, boost=boost * FIELD_BOOSTS[f]) for f in fields])
 
 
 def compile_text(node: Text) -> Any | None:
