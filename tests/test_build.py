@@ -18,6 +18,8 @@ from indexer import (
     build_index,
     delete_documents,
 )
+from indexer.build import StrictError
+from indexer.corpus import ReadOptions
 
 from .conftest import MINI_CORPUS
 
@@ -147,3 +149,42 @@ def test_info_reports_the_index(index_dir: Path) -> None:
     assert info.schema_version == SCHEMA_VERSION
     assert info.built_at is not None
     assert info.sources == [str(MINI_CORPUS.resolve())]
+
+
+def test_strict_build_leaves_the_live_index_untouched(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build_index([MINI_CORPUS], index)
+    live = os.readlink(index / "CURRENT")
+    src = write_jsonl(
+        tmp_path / "in.jsonl", [{"id": "x", "title": "新", "body": "正文"}, {"id": "y", "title": "缺正文"}]
+    )
+    with pytest.raises(StrictError, match="1 record was skipped and --strict is set; the index was not changed"):
+        build_index([src], index, strict=True)
+    assert os.readlink(index / "CURRENT") == live
+    assert not [p for p in index.iterdir() if p.name.startswith("tmp-")]
+    s = Searcher(index)
+    assert s.info().documents == 8
+    s.close()
+    # Without --strict the same input builds, and the summary names the skip.
+    stats = build_index([src], index)
+    assert (stats.read, stats.indexed, stats.skip_reasons()) == (2, 1, {"missing or empty body": 1})
+
+
+def test_strict_add_writes_nothing(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build_index([MINI_CORPUS], index)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "x", "title": "新", "body": "正文"}, {"id": "x", "title": "重复"}])
+    with pytest.raises(StrictError):
+        add_documents([src], index, strict=True)
+    s = Searcher(index)
+    assert s.get("x") is None
+    s.close()
+
+
+def test_summary_counts_files_left_out_by_filters(tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.md").write_text("# 甲\n\n正文", encoding="utf-8")
+    (tmp_path / "c" / "b.txt").write_text("乙\n正文", encoding="utf-8")
+    stats = build_index([tmp_path / "c"], tmp_path / "index", options=ReadOptions(include=("*.md",)))
+    assert (stats.indexed, stats.excluded) == (1, ["b.txt"])
+    assert stats.summary().endswith("; 1 files left out by --include/--exclude")

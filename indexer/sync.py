@@ -1,0 +1,189 @@
+"""Incremental sync: make the index match the given corpus paths, touching only what changed.
+
+A document is *added* when its id is new, *updated* when its content hash or
+source file changed, and *deleted* when it came from one of the synced paths
+(its stored origin is inside one of them and passes the same
+``--include``/``--exclude`` filters) but no record produces its id any more.
+Documents from other paths are never deleted. A document whose file could
+not be read this time (or whose record was skipped) is *kept*, not deleted:
+a file that is briefly unreadable must not empty the index.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+from .build import BuildStats, Progress, StrictError, accounted
+from .corpus import Article, PathFilter, ReadOptions, iter_records, origin_file
+from .errors import IndexMissingError
+from .store import open_store
+
+
+@dataclass
+class SyncStats(BuildStats):
+    """What a sync did (or, for a dry run, would do), document by document."""
+
+    # (id, where) pairs: where the document comes (or came) from, relative to the path given.
+    added: list[tuple[str, str]] = field(default_factory=list)
+    updated: list[tuple[str, str]] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: int = 0
+    # Documents whose source could not be read this time: (id, why they were kept).
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def changes(self) -> int:
+        """How many documents were (or would be) added, updated or deleted."""
+        return len(self.added) + len(self.updated) + len(self.deleted)
+
+    def summary(self) -> str:
+        """One line for the operator: what changed, what did not, and what was skipped."""
+        verb = "would add" if self.dry_run else "added"
+        counts = (
+            f"{verb} {len(self.added)}, {'update' if self.dry_run else 'updated'} {len(self.updated)}, "
+            f"{'delete' if self.dry_run else 'deleted'} {len(self.deleted)}, unchanged {self.unchanged}, "
+            f"skipped {len(self.skipped)}"
+        )
+        if self.kept:
+            counts += f", kept {len(self.kept)} whose source could not be read"
+        head = "dry run: " if self.dry_run else ""
+        line = f"{head}read {self.read} records: {counts}, warnings {len(self.warnings)} in {self.seconds:.1f} s"
+        if self.excluded:
+            line += f"; {len(self.excluded)} files left out by --include/--exclude"
+        return line
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One synced path: the documents whose stored origin lies inside it belong to the sync."""
+
+    root: str  # absolute
+    is_dir: bool
+    path_filter: PathFilter
+
+    @classmethod
+    def of(cls, path: str | Path, options: ReadOptions) -> Scope:
+        """The scope of a corpus path given on the command line."""
+        p = Path(path)
+        if p.is_dir():
+            return cls(str(p.resolve()), True, PathFilter(options.include, options.exclude))
+        # Built the way corpus.py builds a single file's origin: its folder resolved, not the file.
+        return cls(str(p.parent.resolve() / p.name), False, PathFilter())
+
+    def shown(self, stored_origin: str) -> str:
+        """A stored origin inside this scope as ``where`` shows it: relative to the folder (or file's folder)."""
+        base = self.root if self.is_dir else os.path.dirname(self.root)
+        return stored_origin[len(base.rstrip(os.sep)) + 1 :].replace(os.sep, "/")
+
+    def contains(self, stored_origin: str) -> bool:
+        """True if a document with this stored origin came from this path (and its filters)."""
+        file = origin_file(stored_origin)
+        if not self.is_dir:
+            return file == self.root
+        prefix = self.root.rstrip(os.sep) + os.sep
+        if not file.startswith(prefix):
+            return False
+        rel = file[len(prefix) :].replace(os.sep, "/")
+        if any(part.startswith(".") for part in rel.split("/")):
+            return False
+        return self.path_filter.allows(rel)
+
+
+def _covered(stored_origin: str, lost: set[str]) -> str | None:
+    """The skipped origin that covers a document (the same record, or its whole file), if any."""
+    if stored_origin in lost:
+        return stored_origin
+    file = origin_file(stored_origin)
+    return file if file in lost else None
+
+
+def sync_index(
+    paths: Iterable[str | Path],
+    index_dir: str | Path,
+    progress: Progress | None = None,
+    backend: str = "whoosh",
+    *,
+    options: ReadOptions | None = None,
+    strict: bool = False,
+    dry_run: bool = False,
+) -> SyncStats:
+    """Add new, re-index changed and delete vanished documents of ``paths``; write nothing if ``dry_run``.
+
+    Creates the index if there is none. With ``strict``, any skipped record
+    raises ``StrictError`` and nothing is written.
+    """
+    opts = options or ReadOptions()
+    path_list = [str(p) for p in paths]
+    stats = SyncStats(dry_run=dry_run)
+    started = time.perf_counter()
+    records = iter_records(path_list, opts, excluded=stats.excluded)
+    scopes = [Scope.of(p, opts) for p in path_list]
+    store = open_store(index_dir, backend)
+    try:
+        try:
+            manifest = store.manifest()
+        except IndexMissingError:
+            manifest = {}
+        seen: set[str] = set()
+
+        def changed() -> Iterator[Article]:
+            for article in accounted(records, stats, progress, strict):
+                seen.add(article.id)
+                old = manifest.get(article.id)
+                if old is None:
+                    stats.added.append((article.id, article.shown_origin))
+                    yield article
+                    continue
+                old_origin, old_hash = old
+                # A line number that moved is not a change: the record is the same.
+                if old_hash == article.content_hash() and origin_file(old_origin) == origin_file(article.origin):
+                    stats.unchanged += 1
+                    continue
+                if old_origin and not any(s.contains(old_origin) for s in scopes):
+                    stats.warnings.append(
+                        (article.shown_origin, f"id {article.id!r} was indexed from {old_origin}; replaced")
+                    )
+                stats.updated.append((article.id, article.shown_origin))
+                yield article
+
+        pending = changed()
+        if dry_run:
+            for _ in pending:
+                pass
+        else:
+            first = next(pending, None)
+            # An up-to-date index is not written at all, not even its update time.
+            if first is not None:
+                store.add(chain([first], pending))
+
+        lost = {s.stored_origin for s in stats.skipped if s.stored_origin}
+        doomed: list[str] = []
+        for doc_id, (stored_origin, _) in sorted(manifest.items()):
+            scope = next((s for s in scopes if s.contains(stored_origin)), None)
+            if doc_id in seen or scope is None:
+                continue
+            cover = _covered(stored_origin, lost)
+            if cover is not None:
+                stats.kept.append((doc_id, f"its source {scope.shown(cover)} was skipped this time"))
+                continue
+            doomed.append(doc_id)
+            stats.deleted.append((doc_id, scope.shown(stored_origin)))
+        if doomed and not dry_run:
+            store.delete(doomed)
+    except StrictError:
+        if not dry_run:
+            # Nothing was written; a report of "added" documents would be false.
+            stats.added.clear()
+            stats.updated.clear()
+        raise
+    finally:
+        store.close()
+        stats.seconds = time.perf_counter() - started
+    stats.indexed = len(stats.added) + len(stats.updated)
+    return stats

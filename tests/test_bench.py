@@ -1,0 +1,94 @@
+"""Fast checks of the benchmark's pure helpers (bench/bench_stats.py, the peers' query translation)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_stats import (  # noqa: E402
+    Latencies,
+    evenly_spaced,
+    fmt_ratio,
+    load_queries,
+    paragraph_docs,
+    percentile,
+    ratio,
+    sample_docs,
+    stratified,
+)
+from bench_systems import fts5_query, query_clauses, tantivy_query  # noqa: E402
+
+
+def test_percentile_interpolates_like_numpy() -> None:
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 100) == 5.0
+    assert percentile(values, 25) == 2.0
+    assert percentile([1.0, 2.0], 99) == pytest.approx(1.99)
+    assert percentile([7.0], 95) == 7.0
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_latencies_and_ratio() -> None:
+    lat = Latencies(ms=[10.0, 20.0, 30.0])
+    assert lat.pct(50) == 20.0
+    assert lat.serial_qps() == pytest.approx(50.0)
+    assert math.isnan(Latencies().serial_qps())
+    assert ratio(30.0, 10.0) == 3.0
+    assert math.isnan(ratio(30.0, 0.0))
+    assert math.isnan(ratio(None, 1.0))
+    assert fmt_ratio(2.345) == "2.35×"
+    assert fmt_ratio(math.nan) == "–"
+
+
+def test_queries_file_is_well_formed() -> None:
+    rows = load_queries(ROOT / "bench" / "queries.tsv")
+    assert len(rows) >= 200
+    kinds = {kind for kind, _q in rows}
+    assert {"word_zh", "word_en", "keywords", "phrase", "identifier", "question", "filter"} <= kinds
+    assert len(set(rows)) == len(rows), "duplicate queries"
+
+
+def test_stratified_takes_each_kind_evenly() -> None:
+    rows = [("a", f"a{i}") for i in range(10)] + [("b", "b0")]
+    picked = stratified(rows, 2)
+    assert picked == [("a", "a0"), ("a", "a5"), ("b", "b0")]
+    assert evenly_spaced([1, 2, 3], 5) == [1, 2, 3]
+
+
+def test_paragraph_docs_and_sampling() -> None:
+    long_1 = "这是第一段足够长的中文段落，用来测试切分。"
+    long_2 = "另一段也足够长的中文内容，在这里出现了两次。"
+    body = "\n".join(["短", long_1, "-" * 50, "  ", long_2])
+    docs = list(paragraph_docs([{"id": "a1", "title": "标题", "body": body, "tags": ["t"]}]))
+    assert [d["body"] for d in docs] == [long_1, long_2]
+    assert [d["id"] for d in docs] == ["a1#1", "a1#2"]
+    assert all(d["title"] == "标题" and d["tags"] == ["t"] for d in docs)
+    sampled, copies = sample_docs(docs, 5)
+    assert len(sampled) == 5 and copies == 3
+    assert len({d["id"] for d in sampled}) == 5
+    assert sample_docs(docs, 1) == ([docs[0]], 0)
+
+
+def test_peer_query_translation() -> None:
+    def segment(text: str) -> list[str]:
+        return text.split("|") if "|" in text else [text]
+
+    clauses = query_clauses('title:Ubuntu 开源|软件 "Linux 基金会" tag:java HTTP/2', segment)
+    assert clauses == [
+        ("title", False, ["ubuntu"]),
+        (None, False, ["开源", "软件"]),
+        (None, True, ["linux", "基金会"]),
+        (None, False, ["http", "2"]),
+    ]
+    assert tantivy_query(clauses) == '+title:ubuntu +开源 +软件 +"linux 基金会" +http +2'
+    assert fts5_query(clauses) == 'title : "ubuntu" AND "开源" AND "软件" AND "linux 基金会" AND "http" AND "2"'
