@@ -82,6 +82,7 @@ _TOKEN_RE = re.compile(
     # An optional leading dot only before letters, for names such as .net.
     rf"|(?P<ident>(?:(?<![\w.])\.(?=[a-z]))?{_ALNUM}+(?:[.\-_]{_ALNUM}+)*(?:\+\+|#)?)"
 )
+_HAN_RUN_RE = re.compile(rf"[{_HAN}]+")
 _SEGMENT_RE = re.compile(r"[-_]")
 _PIECE_RE = re.compile(r"[^\W\d_]+|\d+")
 _VERSION_RE = re.compile(r"v(\d+(?:\.\d+)+)")
@@ -409,9 +410,67 @@ class ChineseTokenizer(Tokenizer):  # type: ignore[misc]
             yield token
 
 
+def han_bigrams(text: str) -> list[str]:
+    """Overlapping pairs of Han characters in the folded text (a lone character stands alone)."""
+    grams: list[str] = []
+    for m in _HAN_RUN_RE.finditer(normalize(text)):
+        run = m.group()
+        if len(run) == 1:
+            grams.append(run)
+        else:
+            grams.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return grams
+
+
+class BigramTokenizer(Tokenizer):  # type: ignore[misc]
+    """Character bigrams of the Han text, for a second, segmentation-free view of it.
+
+    Word matching depends on jieba splitting the query and the text alike;
+    bigrams do not, so combining both ranks passages whose wording the
+    segmenter cut differently (发球权 / 发球的权力).
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __call__(
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: Any,
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for i, gram in enumerate(han_bigrams(value) if tokenize else [normalize(value)]):
+            token.text = token.original = gram
+            token.boost = 1.0
+            token.stopped = False
+            if positions:
+                token.pos = start_pos + i
+            yield token
+
+
 def chinese_analyzer() -> ChineseTokenizer:
     """The analyzer every text field uses; changing its output requires a rebuild."""
     return ChineseTokenizer()
+
+
+def subwords(word: str) -> list[str]:
+    """The dictionary words inside a long word, as the index holds them (学术研究 → 学术, 研究)."""
+    if len(word) <= 2 or not _HAN_RUN_RE.fullmatch(word):
+        return []
+    seg = segmenter()
+    found = [word[i : i + n] for n in (2, 3) if len(word) > n for i in range(len(word) - n + 1)]
+    return [g for g in dict.fromkeys(found) if seg.has_word(g)]
 
 
 def identifier_pieces(term: str) -> list[str]:

@@ -16,11 +16,17 @@ kept so that searchers still holding it can finish.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
+import math
 import os
 import shutil
+import signal
+import stat
+import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,9 +41,11 @@ from whoosh.searching import Searcher as WhooshSearcher
 from . import __version__
 from .analysis import current_user_dict, init_jieba
 from .corpus import Article
-from .errors import IndexBusyError, IndexDirError, IndexMissingError, SchemaMismatchError
+from .errors import IndexBusyError, IndexDirError, IndexerError, IndexMissingError, SchemaMismatchError
 from .schema import (
     BODY,
+    CONTENT,
+    CONTENT_BI,
     CONTENT_HASH,
     DATE,
     ID_FIELD,
@@ -58,7 +66,10 @@ LOCK_FILE = ".lock"
 GEN_PREFIX = "gen-"
 TMP_PREFIX = "tmp-"
 KEEP_GENERATIONS = 2
+# How long a writer waits for another one to finish before giving up.
+WRITE_TIMEOUT_ENV = "ZHSEARCH_WRITE_TIMEOUT"
 WRITE_TIMEOUT_S = 30.0
+LOCK_POLL_S = 0.1
 # Memory for Whoosh's in-memory posting pool before it spills to disk.
 WRITER_LIMIT_MB = 256
 FORMAT_NAME = "zhsearch-index"
@@ -91,6 +102,18 @@ def _fsync_tree(path: Path) -> None:
     _fsync_dir(path)
 
 
+def _files_size(path: Path) -> int:
+    # An add or delete in another process removes merged segments and old
+    # TOCs while we list them: a file gone by the time of stat() counts 0.
+    total = 0
+    for child in path.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            st = child.stat()
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -106,6 +129,82 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_timeout() -> float:
+    """Seconds a writer waits for the index lock: ``ZHSEARCH_WRITE_TIMEOUT``, else 30."""
+    raw = os.environ.get(WRITE_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return WRITE_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise IndexerError(f"{WRITE_TIMEOUT_ENV} must be a number of seconds, 0 or more, not {raw!r}")
+    return value
+
+
+# fd -> pid of every index write lock this process holds.
+_held_locks: dict[int, int] = {}
+_PR_SET_PDEATHSIG = 1
+_prctl: Any = None
+
+
+def _load_prctl() -> None:
+    # Resolved before any fork: loading a library in a forked child can deadlock.
+    global _prctl
+    if _prctl is None and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _after_fork_in_child() -> None:
+    # Whoosh's multi-process writer forks sub-writers while a build holds the
+    # lock, and a fork shares the flock. Killed with SIGKILL, the build left
+    # them orphaned, blocked on their job queue forever and still holding the
+    # lock, so every later write failed. So: drop the child's share of the
+    # lock, die with the parent, and leave Ctrl-C to the parent (which ends
+    # its sub-writers itself).
+    if not _held_locks:
+        return
+    parent = next(iter(_held_locks.values()))
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for fd in _held_locks:
+            # dup2, not close: the inherited file object still owns this fd number.
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    _held_locks.clear()
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the death signal was armed
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _cancel_writer(writer: Any) -> None:
+    # MpWriter.cancel() only flags the sub-writer objects in this process; the
+    # real sub-writers would wait on their job queue or trip over the deleted
+    # temporary files with tracebacks. End them first.
+    tasks = list(getattr(writer, "tasks", ()))
+    for task in tasks:
+        with contextlib.suppress(Exception):
+            task.terminate()
+    for task in tasks:
+        with contextlib.suppress(Exception):
+            task.join(timeout=10)
+    for name in ("jobqueue", "resultqueue"):
+        queue = getattr(writer, name, None)
+        if queue is not None:
+            # Nobody reads it any more: do not wait at exit to flush it.
+            queue.cancel_join_thread()
+    writer.cancel()
 
 
 def _build_writer_options() -> dict[str, Any]:
@@ -143,6 +242,9 @@ def _fields(article: Article) -> dict[str, Any]:
         SOURCE: article.source,
         TAGS: ",".join(article.tags),
         URL: article.url,
+        # A blank line keeps the title's last word and the body's first apart.
+        CONTENT: f"{article.title}\n\n{article.body}",
+        CONTENT_BI: f"{article.title}\n\n{article.body}",
         ORIGIN: article.origin,
         CONTENT_HASH: article.content_hash(),
     }
@@ -163,6 +265,33 @@ def _article(stored: dict[str, Any]) -> Article:
         url=stored.get(URL, ""),
         origin=stored.get(ORIGIN, ""),
     )
+
+
+class _DeadlineCollector(TimeLimitCollector):  # type: ignore[misc]
+    """Stop collecting once a deadline passes, checked on the clock every few matches.
+
+    Whoosh's own version raises from SIGALRM, which can land inside a gc
+    callback or C code, or from a timer thread that cannot run until the
+    searching thread releases the GIL; reading the clock has neither problem.
+    """
+
+    CHECK_EVERY = 32
+
+    def prepare(self, top_searcher: Any, q: Any, context: Any) -> None:
+        self.child.prepare(top_searcher, q, context)
+        self.timedout = False
+        self.deadline = time.perf_counter() + self.timelimit
+
+    def collect_matches(self) -> None:
+        child = self.child
+        for n, sub_docnum in enumerate(child.matches()):
+            if n % self.CHECK_EVERY == 0 and time.perf_counter() > self.deadline:
+                self.timedout = True
+                raise TimeLimit
+            child.collect(sub_docnum)
+
+    def finish(self) -> None:
+        self.child.finish()
 
 
 def _top_counts(groups: dict[Any, int]) -> list[tuple[str, int]]:
@@ -228,19 +357,45 @@ class WhooshStore:
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
+        """Hold the index's write lock, waiting up to ``write_timeout()`` for another writer."""
         self._check_root_is_ours()
+        timeout = write_timeout()
         self.root.mkdir(parents=True, exist_ok=True)
+        _load_prctl()
         with open(self.root / LOCK_FILE, "a+", encoding="utf-8") as f:
+            fd = f.fileno()
+            deadline = time.monotonic() + timeout
+            # flock has no timeout; polling keeps this interruptible and free of signals.
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise IndexBusyError(self._busy_message(f, timeout)) from None
+                    time.sleep(min(LOCK_POLL_S, left))
+            _held_locks[fd] = os.getpid()
             try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise IndexBusyError(
-                    f"another zhsearch process is writing to {self.root}; wait for it to finish and try again"
-                ) from None
-            try:
+                # For the message of a writer that times out waiting.
+                f.seek(0)
+                f.truncate()
+                f.write(f"{os.getpid()}\n")
+                f.flush()
                 yield
             finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                _held_locks.pop(fd, None)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _busy_message(self, lock: Any, timeout: float) -> str:
+        lock.seek(0)
+        holder = lock.read().strip()
+        who = f"process {holder}" if holder.isdigit() else "another zhsearch process"
+        return (
+            f"the index at {self.root} is busy: {who} has been writing to it for longer than {timeout:g} s "
+            f"({WRITE_TIMEOUT_ENV}); run this command again when that write has finished, "
+            f"or set {WRITE_TIMEOUT_ENV} to a larger number of seconds to wait longer"
+        )
 
     def _new_generation(self, sources: list[str]) -> tuple[Path, Any]:
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")
@@ -265,6 +420,7 @@ class WhooshStore:
         return tmp, ix
 
     def _publish(self, tmp: Path) -> Path:
+        previous = self._current()
         gen = self.root / (GEN_PREFIX + tmp.name[len(TMP_PREFIX) :])
         _fsync_tree(tmp)
         os.rename(tmp, gen)
@@ -274,16 +430,26 @@ class WhooshStore:
         os.symlink(gen.name, link_tmp)
         os.replace(link_tmp, self.root / CURRENT)
         _fsync_dir(self.root)
-        self._prune(keep=gen)
+        self._prune(previous)
         return gen
 
-    def _prune(self, keep: Path) -> None:
-        gens = sorted(p for p in self.root.iterdir() if p.name.startswith(GEN_PREFIX))
-        # The newest few stay: a searcher opened on the previous generation
-        # may still be reading it.
-        for old in gens[:-KEEP_GENERATIONS]:
-            if old != keep:
-                shutil.rmtree(old, ignore_errors=True)
+    def _prune(self, previous: Path | None = None) -> None:
+        """Remove killed builds' debris and all generations but the live one and ``previous``.
+
+        Without ``previous``, the newest generation older than the live one is kept.
+        """
+        current = self._current()
+        if current is not None:
+            gens = sorted(p.name for p in self.root.iterdir() if p.name.startswith(GEN_PREFIX))
+            if previous is None:
+                previous = next((self.root / g for g in reversed(gens) if g < current.name), None)
+            # The previous generation stays: a searcher opened on it may still
+            # be reading it. Any other one is either older, or was renamed by a
+            # build killed before it swapped CURRENT, so was never served.
+            keep = {current.name} | ({previous.name} if previous is not None and KEEP_GENERATIONS > 1 else set())
+            for name in gens:
+                if name not in keep:
+                    shutil.rmtree(self.root / name, ignore_errors=True)
         for tmp in self.root.iterdir():
             if tmp.name.startswith(TMP_PREFIX):
                 # Left by a build that was killed; we hold the lock, so it is dead.
@@ -300,7 +466,7 @@ class WhooshStore:
         """Write a new generation with ``articles`` and make it live in one rename."""
         init_jieba()
         with self._write_lock():
-            self._prune(keep=self._current() or self.root)
+            self._prune()
             tmp, ix = self._new_generation(sources)
             writer = ix.writer(**_build_writer_options())
             count = 0
@@ -309,7 +475,7 @@ class WhooshStore:
                     writer.add_document(**_fields(article))
                     count += 1
             except BaseException:
-                writer.cancel()
+                _cancel_writer(writer)
                 ix.close()
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
@@ -321,10 +487,18 @@ class WhooshStore:
 
     def _open_writer(self, gen: Path) -> Any:
         ix = whoosh_index.open_dir(str(gen))
+        # We hold the index lock, so only a process that bypasses it (an older
+        # zhsearch, a script using Whoosh directly) can hold Whoosh's own lock.
+        timeout = write_timeout()
         try:
-            return ix.writer(timeout=WRITE_TIMEOUT_S, limitmb=WRITER_LIMIT_MB)
+            return ix.writer(timeout=timeout, limitmb=WRITER_LIMIT_MB)
         except LockError:
-            raise IndexBusyError(f"the index at {self.root} is locked by another writer; try again") from None
+            ix.close()
+            raise IndexBusyError(
+                f"the index at {self.root} is busy: a program that does not use zhsearch's lock "
+                f"({self.root / LOCK_FILE}) has been writing to {gen.name} for longer than {timeout:g} s; "
+                "stop it and run this command again"
+            ) from None
 
     def add(self, articles: Iterable[Article]) -> int:
         """Add or replace documents by id in the live generation (created if missing)."""
@@ -426,9 +600,7 @@ class WhooshStore:
             collector = FacetCollector(collector, facets, maptype=sorting.Count)
         partial = False
         if request.time_limit:
-            # A timer flag, not SIGALRM: a signal can land inside a gc callback
-            # or a C call, where the exception is swallowed or unsafe.
-            collector = TimeLimitCollector(collector, timelimit=request.time_limit, use_alarm=False)
+            collector = _DeadlineCollector(collector, timelimit=request.time_limit)
         try:
             searcher.search_with_collector(q, collector)
         except TimeLimit:
@@ -464,7 +636,7 @@ class WhooshStore:
         searcher = self._get_searcher()
         assert self._gen is not None
         meta = self._read_meta(self._gen)
-        size = sum(p.stat().st_size for p in self._gen.iterdir() if p.is_file())
+        size = _files_size(self._gen)
 
         def when(key: str) -> datetime | None:
             value = meta.get(key)

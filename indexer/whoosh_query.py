@@ -7,72 +7,73 @@ from typing import Any
 
 from whoosh import query as wq
 
-from .analysis import identifier_pieces
+from .analysis import han_bigrams, identifier_pieces, subwords
 from .plan import plan_text
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
-from .schema import BODY, DATE, SEARCH_FIELDS, TITLE
+from .schema import CONTENT, CONTENT_BI, DATE, TITLE
 
 # An exact run of the typed words scores on top of the words themselves.
 PHRASE_BOOST = 2.0
 # For questions, adjacent pairs of words matching in order add a little.
 PAIR_BOOST = 0.25
+# Weight of the dictionary words inside a long query word, for questions.
+SUBWORD_BOOST = 0.3
+# Weight of the character-bigram view of the text, for questions.
+BIGRAM_BOOST = 0.5
+# Extra weight of question words found in the title.
+TITLE_BOOST = 0.6
 # Longer runs are questions, where the full phrase almost never occurs.
 MAX_PHRASE_TERMS = 6
+# ``title:`` searches the title; plain words and ``body:`` search title and body together.
+FIELD_FOR = {None: CONTENT, "title": TITLE, "body": CONTENT}
+BIGRAM_FIELD_FOR = {CONTENT: CONTENT_BI}
 
 
-# A title match says more about what an article is about than a body match.
-FIELD_BOOSTS = {TITLE: 1.0, BODY: 1.0}
-
-
-def _fields(field: str | None) -> tuple[str, ...]:
-    return (field,) if field else SEARCH_FIELDS
-
-
-def _term(fields: tuple[str, ...], text: str) -> Any:
+def _term(field: str, text: str, boost: float = 1.0) -> Any:
     pieces = identifier_pieces(text)
     if pieces:
         # Python3 also finds "Python 3": the pieces sit at successive positions.
-        return wq.Or([_plain_term(fields, text), _phrase(fields, pieces)])
-    return _plain_term(fields, text)
-
-
-def _plain_term(fields: tuple[str, ...], text: str) -> Any:
-    if len(fields) == 1:
-        return wq.Term(fields[0], text, boost=FIELD_BOOSTS[fields[0]])
-    return wq.Or([wq.Term(f, text, boost=FIELD_BOOSTS[f]) for f in fields])
-
-
-def _phrase(fields: tuple[str, ...], terms: list[str], boost: float = 1.0) -> Any:
-    if len(fields) == 1:
-        return wq.Phrase(fields[0], terms, boost=boost * FIELD_BOOSTS[fields[0]])
-    return wq.Or([wq.Phrase(f, terms, boost=boost * FIELD_BOOSTS[f]) for f in fields])
+        return wq.Or([wq.Term(field, text, boost=boost), wq.Phrase(field, pieces, boost=boost)])
+    return wq.Term(field, text, boost=boost)
 
 
 def compile_text(node: Text) -> Any | None:
-    """A typed chunk: its content terms (all or most of them), with an adjacency bonus."""
+    """A typed chunk: its content terms (all, or for a question any), with adjacency bonuses."""
     plan = plan_text(node.text, node.relaxed)
     if not plan.content:
         return None
-    fields = _fields(node.field)
+    field = FIELD_FOR.get(node.field, CONTENT)
     if len(plan.terms) == 1:
-        return _term(fields, plan.terms[0])
-    terms = [_term(fields, t) for t in plan.content]
+        return _term(field, plan.terms[0])
+    terms = [_term(field, t) for t in plan.content]
     if plan.all_required:
         core = wq.And(terms) if len(terms) > 1 else terms[0]
-    else:
-        core = wq.Or(terms)
-    if len(plan.terms) <= MAX_PHRASE_TERMS:
-        bonus = _phrase(fields, list(plan.terms), boost=PHRASE_BOOST)
-    else:
-        pairs = [
-            _phrase(fields, [a, b], boost=PAIR_BOOST)
-            for a, b in zip(plan.terms, plan.terms[1:], strict=False)
-            if a in plan.content and b in plan.content
-        ]
-        if not pairs:
+        if len(plan.terms) > MAX_PHRASE_TERMS:
             return core
-        bonus = wq.Or(pairs)
-    return wq.AndMaybe(core, bonus)
+        return wq.AndMaybe(core, wq.Phrase(field, list(plan.terms), boost=PHRASE_BOOST))
+    # A question: any word may match and BM25 ranks by how many (and how rare).
+    # The words inside a long query word (学术研究 → 学术, 研究) and the
+    # character bigrams count a little too, which helps where the text was
+    # segmented differently from the question.
+    extra: list[Any] = []
+    if SUBWORD_BOOST > 0:
+        extra += [wq.Term(field, sub, boost=SUBWORD_BOOST) for t in plan.content for sub in subwords(t)]
+    if TITLE_BOOST > 0 and field == CONTENT:
+        # A question names its subject, and the subject is often the title.
+        extra += [wq.Term(TITLE, t, boost=TITLE_BOOST) for t in plan.content]
+    bigram_field = BIGRAM_FIELD_FOR.get(field)
+    if BIGRAM_BOOST > 0 and bigram_field:
+        grams = dict.fromkeys(g for t in plan.content for g in han_bigrams(t))
+        extra += [wq.Term(bigram_field, g, boost=BIGRAM_BOOST) for g in grams]
+    core = wq.Or(terms + extra)
+    pairs = [
+        wq.Phrase(field, [a, b], boost=PAIR_BOOST)
+        for a, b in zip(plan.terms, plan.terms[1:], strict=False)
+        if a in plan.content and b in plan.content
+    ]
+    if not pairs or PAIR_BOOST <= 0:
+        return core
+    return wq.AndMaybe(core, wq.Or(pairs))
 
 
 def compile_node(node: Node | None) -> Any | None:
@@ -85,10 +86,10 @@ def compile_node(node: Node | None) -> Any | None:
         plan = plan_text(node.text)
         if not plan.terms:
             return None
-        fields = _fields(node.field)
+        field = FIELD_FOR.get(node.field, CONTENT)
         if len(plan.terms) == 1:
-            return _term(fields, plan.terms[0])
-        return _phrase(fields, list(plan.terms))
+            return _term(field, plan.terms[0])
+        return wq.Phrase(field, list(plan.terms))
     if isinstance(node, Filter):
         return wq.Term(node.field, node.value)
     if isinstance(node, DateRange):
