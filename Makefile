@@ -87,3 +87,10 @@ clean:
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed
 	$(BIN)/python bench/sync_bench.py $(BENCH_SYNC_ARGS)
+
+# Soak: `zhsearch serve` under 32 clients for 60 s of normal, heavy and malformed requests while the CLI adds,
+# deletes and rebuilds the index under it; checks every answer, under 5 minutes. Report on stdout and in
+# bench/results/soak-<UTC date>.md. SOAK_ARGS='--seconds 90 --clients 48 --workers 3' or '--corpus generated'.
+.PHONY: soak
+soak: $(VENV)/.installed
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)

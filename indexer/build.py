@@ -110,7 +110,7 @@ def build_index(
     paths: Iterable[str | Path],
     index_dir: str | Path,
     progress: Progress | None = None,
-    backend: str = "whoosh",
+    backend: str | None = None,
     *,
     options: ReadOptions | None = None,
     strict: bool = False,
@@ -140,7 +140,7 @@ def add_documents(
     paths: Iterable[str | Path],
     index_dir: str | Path,
     progress: Progress | None = None,
-    backend: str = "whoosh",
+    backend: str | None = None,
     *,
     options: ReadOptions | None = None,
     strict: bool = False,
@@ -164,7 +164,9 @@ def add_documents(
     return stats
 
 
-def delete_documents(ids: Iterable[str], index_dir: str | Path, backend: str = "whoosh") -> tuple[list[str], list[str]]:
+def delete_documents(
+    ids: Iterable[str], index_dir: str | Path, backend: str | None = None
+) -> tuple[list[str], list[str]]:
     """Delete documents by id; return ``(deleted, not_found)``."""
     wanted = list(dict.fromkeys(ids))
     store = open_store(index_dir, backend)

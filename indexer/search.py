@@ -17,12 +17,14 @@ from .analysis import init_jieba, query_terms
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
-from .plan import add_filters, expand_synonyms, highlight_terms
+from .plan import add_filters, expand_synonyms, highlight_terms, proximity_pairs, rerank_by_proximity
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
 from .store import FACETS, SORTS, IndexInfo, IndexStore, SearchRequest, open_store
 from .vocabulary import Synonyms
 
 MAX_PAGE_SIZE = 100
+# How many of the best hits of a question are reordered by word proximity.
+RERANK_DEPTH = 50
 
 
 def format_date(value: datetime | None) -> str | None:
@@ -176,13 +178,23 @@ class Searcher:
             facets=FACETS if facets else (),
             time_limit=time_limit,
         )
+        # Questions are ranked in two steps: the store's best RERANK_DEPTH hits,
+        # then reordered by word proximity (see plan.rerank_by_proximity).
+        rerank = sort == "relevance" and page * size <= RERANK_DEPTH
+        if rerank:
+            request = replace(request, page=1, size=RERANK_DEPTH)
         raw = self.store.search(request) if expanded is not None else None
+        pairs = proximity_pairs(expanded)
         relaxed = False
         if raw is not None and raw.total == 0 and is_free_text(tree):
             # Nothing has every word: rank what has some of them rather than show nothing.
             loose = expand_synonyms(relax(tree), self.synonyms)
             raw = self.store.search(replace(request, query=loose))
+            pairs = proximity_pairs(loose)
             relaxed = raw.total > 0
+        if raw is not None and rerank:
+            ranked = rerank_by_proximity(raw.hits, pairs)
+            raw = replace(raw, hits=ranked[(page - 1) * size : page * size])
         terms = highlight_terms(expanded)
         hits = [
             Hit(

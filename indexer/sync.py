@@ -107,7 +107,7 @@ def sync_index(
     paths: Iterable[str | Path],
     index_dir: str | Path,
     progress: Progress | None = None,
-    backend: str = "whoosh",
+    backend: str | None = None,
     *,
     options: ReadOptions | None = None,
     strict: bool = False,

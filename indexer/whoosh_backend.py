@@ -5,12 +5,15 @@ Layout of an index directory::
     INDEX_DIR/
       CURRENT -> gen-20251130T021500123456-4242   (symlink: the live index)
       gen-20251130T021500123456-4242/             (Whoosh files + zhsearch.json)
-      .lock                                       (held by whoever writes)
+      .lock                                       (flock held by whoever writes)
 
 ``build`` writes a complete new generation beside the live one and then
 replaces the ``CURRENT`` symlink in one ``rename``; readers see either the old
 index or the new one, never a half-written one. The previous generation is
-kept so that searchers still holding it can finish.
+kept so that searchers still holding it can finish. A build killed at any
+moment leaves ``tmp-*`` debris that the next build removes. ``add`` and
+``delete`` commit in place, through Whoosh's atomic TOC. A writer that finds
+``.lock`` taken waits up to ``ZHSEARCH_WRITE_TIMEOUT`` seconds for it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from .schema import CONTENT, CONTENT_BI, DATE, TITLE
 # An exact run of the typed words scores on top of the words themselves.
 PHRASE_BOOST = 2.0
 # For questions, adjacent pairs of words matching in order add a little.
-PAIR_BOOST = 0.25
+PAIR_BOOST = 0.0
 # Weight of the dictionary words inside a long query word, for questions.
 SUBWORD_BOOST = 0.3
 # Weight of the character-bigram view of the text, for questions.

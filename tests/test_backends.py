@@ -7,7 +7,6 @@ The Typesense cases start a 3-node cluster on loopback (``cluster`` marker,
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,16 +173,7 @@ def test_open_store_follows_the_environment(backend: str, built: Path) -> None:
         store.close()
 
 
-def test_environment_selects_backend(backend: str, built: Path, request: pytest.FixtureRequest) -> None:
-    if backend != "whoosh" and inspect.signature(Searcher).parameters["backend"].default is not None:
-        # Strict: this turns into a failure as soon as the defaults change, so the marker gets removed.
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="Searcher and build_index default to backend='whoosh', so ZHSEARCH_BACKEND reaches the "
-                "CLI and the web service only once that default is None (indexer/search.py, indexer/build.py)",
-                strict=True,
-            )
-        )
+def test_environment_selects_backend(backend: str, built: Path) -> None:
     searcher = Searcher(built)
     try:
         assert searcher.info().backend == backend

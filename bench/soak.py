@@ -1,0 +1,881 @@
+"""Soak test: the production server under mixed load while the index is updated and rebuilt under it.
+
+    make soak                                   # 32 clients, 60 s of load, 2 workers; under 5 minutes
+    make soak SOAK_ARGS='--seconds 90 --clients 48 --workers 3'
+    make soak SOAK_ARGS='--corpus generated'    # synthetic articles instead of ../shared/data
+
+It builds an "old" and a "new" corpus (two overlapping slices of ../shared/data/articles.jsonl, read in place
+and written to a temporary directory outside the project, or generated text), indexes the old one, computes
+the expected answers of every checked query on both, and starts `zhsearch serve --workers N` on 127.0.0.1.
+Then N client threads send normal, heavy (long questions, many OR terms, deep pages, date sort) and malformed
+requests (bad parameters, NUL, bad percent-encoding, over-long) while the CLI adds and deletes a batch of
+marker articles, rebuilds the index from the new corpus, and adds and deletes the markers again.
+
+Checks: no 5xx, no connection errors; every answer to a valid query is the result set of the old or the new
+index (total, and ids within the full set of matches); markers appear and vanish whole; once the rebuild is
+done every answer is the new index's; malformed requests get a 4xx with the JSON error shape. The Markdown
+report is printed and saved as bench/results/soak-<UTC date>.md; the exit status is 1 if a check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "articles.jsonl"
+ZHSEARCH = Path(sys.executable).parent / "zhsearch"
+HOST = "127.0.0.1"
+MARKER = "zqxmarker"
+MARKERS = 25
+# Queries whose full set of matches is at most this are checked id by id; larger ones by total only.
+FULL_SET_LIMIT = 300
+CLIENT_TIMEOUT_S = 60.0
+# Once the rebuild has been live this long, no answer may come from the old index.
+CONVERGE_S = 2.0
+MAX_LISTED = 15
+
+# Checked queries on the real articles: words, English and versions, AND, phrase, OR, NOT.
+SHARED_QUERIES = [
+    "内核",
+    "数据库",
+    "防火墙",
+    "文件系统",
+    "树莓派",
+    "虚拟机",
+    "桌面环境",
+    "垃圾回收",
+    "大模型",
+    "微调",
+    "提示工程",
+    "Python",
+    "Docker 容器",
+    "Kubernetes",
+    "Ubuntu 22.04",
+    "systemd",
+    "Nginx",
+    "Redis",
+    "GNOME",
+    "Emacs",
+    "Vim 插件",
+    "Rust 内存安全",
+    "Git OR SVN",
+    "Java NOT Python",
+    '"命令行工具"',
+    "SSH 密钥",
+    "MySQL 索引",
+    "HashMap",
+    "LoRA",
+    "Qwen2.5",
+    "开源 许可证",
+    "shell 脚本",
+    "Fedora",
+    "Arch Linux",
+    "Spring Boot",
+    "线程池",
+]
+GENERATED_WORDS = (
+    "数据库 搜索 索引 分词 开源 模型 训练 推理 容器 集群 网络 存储 内核 调度 编译 "
+    "测试 发布 版本 安全 漏洞 性能 缓存 并发 事务 日志 监控 部署 微服务 算法 芯片"
+).split()
+GENERATED_QUERIES = [
+    "数据库",
+    "开源 模型",
+    '"分布式 集群"',
+    "芯片 NOT 漏洞",
+    *(f"rare{i}" for i in range(0, 40, 3)),
+    *(f"rare{i} OR rare{i + 50}" for i in range(1, 30, 7)),
+    *(f"rare{i} 安全" for i in range(2, 30, 9)),
+]
+# Malformed requests: (path, expected status, expected error code).
+MALFORMED: list[tuple[str, int, str]] = [
+    ("/api/search", 400, "missing_query"),
+    ("/api/search?q=%20%20", 400, "missing_query"),
+    ("/api/search?q=%00", 400, "invalid_query"),
+    ("/api/search?q=%E5%86%85%00%E6%A0%B8", 400, "invalid_query"),
+    ("/api/search?q=a%01b", 400, "invalid_query"),
+    ("/api/search?q=%E5%86", 400, "invalid_parameter"),
+    ("/api/search?q=%FF%FE", 400, "invalid_parameter"),
+    ("/api/search?q=%ZZ", 400, "invalid_parameter"),
+    ("/api/search?q=%E5%", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&page=0", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&page=101", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&page=-1", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&page=abc", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&size=0", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&size=51", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&size=1e3", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&sort=random", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&from=2024-02-30", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&to=yesterday", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&source=%00", 400, "invalid_parameter"),
+    ("/api/search?q=Linux&" + "&".join(f"tag=t{i}" for i in range(11)), 400, "invalid_parameter"),
+    ("/api/search?q=" + "x" * 257, 400, "query_too_long"),
+    ("/api/search?q=" + urllib.parse.quote("内核" * 200), 400, "query_too_long"),
+    ("/api/suggest?q=nei&limit=0", 400, "invalid_parameter"),
+    ("/api/suggest?q=nei&limit=999", 400, "invalid_parameter"),
+    ("/api/documents/%00", 400, "invalid_parameter"),
+    ("/api/documents/" + "x" * 1100, 400, "invalid_parameter"),
+    ("/api/nothing-here", 404, "not_found"),
+]
+# Longer than gunicorn's request line limit (4094 bytes): gunicorn answers by itself, before the app.
+OVERLONG_LINE = "/api/search?q=" + "y" * 5000
+
+
+# -- corpus -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    """The old and new corpora (JSON Lines files), the marker batch, and what the report says about them."""
+
+    old: Path
+    new: Path
+    markers: Path
+    description: str
+    queries: list[str]
+    heavy: list[tuple[str, dict[str, str]]]
+    stable_ids: list[str]
+    old_only: list[str]
+    new_only: list[str]
+    counts: tuple[int, int]
+
+
+def _write_jsonl(path: Path, docs: list[dict[str, Any]]) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for doc in docs:
+            f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    return path
+
+
+def _marker_docs() -> list[dict[str, Any]]:
+    # Only nonsense letter tokens: no checked query can match a marker, so the batch never changes their sets.
+    return [
+        {"id": f"soak-marker-{i}", "title": f"{MARKER} qzv{_letters(i)}", "body": f"{MARKER} qzvbody{_letters(i)}"}
+        for i in range(MARKERS)
+    ]
+
+
+def _letters(i: int) -> str:
+    # Letters only: the analyzer splits digits off identifiers, and a question's "20" would match "qzv20".
+    return "".join("abcdefghij"[int(d)] for d in str(i))
+
+
+def _cjk_share(text: str) -> float:
+    return sum("\u4e00" <= ch <= "\u9fff" for ch in text) / max(1, len(text))
+
+
+def _heavy(words: list[str], question: str, broad: str) -> list[tuple[str, dict[str, str]]]:
+    ors = " OR ".join(words)
+    while len(ors) > 250:
+        ors = ors.rsplit(" OR ", 1)[0]
+    return [
+        (question, {}),
+        (ors, {"size": "50"}),
+        (broad, {"page": "100", "size": "50"}),
+        (broad, {"page": "20", "size": "50"}),
+        (broad, {"sort": "date", "size": "50"}),
+        (f"{broad} {words[0]} OR {words[1]}", {"page": "5", "size": "50"}),
+    ]
+
+
+def shared_corpus(data: Path, n: int, work: Path) -> Corpus:
+    """Two overlapping slices of ``data`` (a third of them only in the old one, a third only in the new)."""
+    lines: list[str] = []
+    with open(data, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                lines.append(line)
+            if len(lines) >= n + n // 3:
+                break
+    if len(lines) < n + n // 3:
+        raise SystemExit(f"{data} has fewer than {n + n // 3} articles; use --articles {len(lines) * 3 // 4}")
+    old, new = lines[:n], lines[n // 3 : n // 3 + n]
+    (work / "old.jsonl").write_text("".join(old), encoding="utf-8")
+    (work / "new.jsonl").write_text("".join(new), encoding="utf-8")
+    ids = [json.loads(line)["id"] for line in lines]
+    bodies = [json.loads(line)["body"] for line in lines[:100]]
+    sentences = [s.strip() for b in bodies for s in b.replace("？", "。").replace("\n", "。").split("。")]
+    # The longest mostly-Chinese sentence: a question as a person would paste it.
+    sentence = max((s for s in sentences if _cjk_share(s) > 0.7), key=len, default="开源软件的许可证")[:150]
+    question = f"为什么{sentence}？应该怎样理解它和Linux内核、开源社区以及云计算的关系呢"
+    return Corpus(
+        old=work / "old.jsonl",
+        new=work / "new.jsonl",
+        markers=_write_jsonl(work / "markers.jsonl", _marker_docs()),
+        description=(
+            f"real articles from `{data}` (read in place; slices written to a temporary directory outside the "
+            f"project): old = articles 1-{n}, new = articles {n // 3 + 1}-{n // 3 + n}"
+        ),
+        queries=SHARED_QUERIES,
+        heavy=_heavy(
+            ["Linux", "Python", "数据库", "内核", "容器", "Java", "网络", "安全", "编译器", "桌面", "服务器"] * 3,
+            question,
+            "Linux",
+        ),
+        stable_ids=ids[n // 3 : n][:: max(1, n // 60)],
+        old_only=ids[: n // 3][:: max(1, n // 60)],
+        new_only=ids[n : n + n // 3][:: max(1, n // 60)],
+        counts=(len(old), len(new)),
+    )
+
+
+def generated_corpus(n: int, work: Path) -> Corpus:
+    """Synthetic articles from a small vocabulary, each with one ``rareK`` token (old and new overlap by 2/3)."""
+    rng = random.Random(7)
+    docs = []
+    for i in range(n + n // 3):
+        body = "".join(rng.choice(GENERATED_WORDS) + rng.choice("的了在和是，。") for _ in range(80))
+        docs.append({"id": f"g-{i}", "title": "".join(rng.sample(GENERATED_WORDS, 3)), "body": f"{body} rare{i % 97}"})
+    old, new = docs[:n], docs[n // 3 : n // 3 + n]
+    ids = [d["id"] for d in docs]
+    return Corpus(
+        old=_write_jsonl(work / "old.jsonl", old),
+        new=_write_jsonl(work / "new.jsonl", new),
+        markers=_write_jsonl(work / "markers.jsonl", _marker_docs()),
+        description=f"generated text: {n} articles from a 30-word vocabulary, old and new overlapping by 2/3",
+        queries=GENERATED_QUERIES,
+        heavy=_heavy(
+            GENERATED_WORDS * 2,
+            "为什么" + "".join(GENERATED_WORDS[:20]) + "之间的关系是什么，应该怎样理解",
+            "数据库",
+        ),
+        stable_ids=ids[n // 3 : n][:: max(1, n // 60)],
+        old_only=ids[: n // 3][:: max(1, n // 60)],
+        new_only=ids[n : n + n // 3][:: max(1, n // 60)],
+        counts=(len(old), len(new)),
+    )
+
+
+# -- expected answers ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one index answers to a query: the total, whether relaxed, and every matching id (None if too many)."""
+
+    total: int
+    relaxed: bool
+    ids: frozenset[str] | None
+
+
+def expected_answers(index: Path, queries: list[tuple[str, dict[str, str]]]) -> dict[str, Expected]:
+    """Run every query in this process, without a time limit, and collect its full answer."""
+    from indexer import Searcher  # the installed zhsearch, as the server runs it
+
+    searcher = Searcher(index)
+    out: dict[str, Expected] = {}
+    try:
+        for q, params in queries:
+            sort = params.get("sort", "relevance")
+            first = searcher.search(q, page=1, size=100, sort=sort)
+            ids: set[str] | None = None
+            if first.total <= FULL_SET_LIMIT:
+                ids = {h.id for h in first.hits}
+                page = 2
+                while len(ids) < first.total:
+                    more = searcher.search(q, page=page, size=100, sort=sort)
+                    if not more.hits:
+                        break
+                    ids |= {h.id for h in more.hits}
+                    page += 1
+            out[key(q, params)] = Expected(first.total, first.relaxed, frozenset(ids) if ids is not None else None)
+    finally:
+        searcher.close()
+    return out
+
+
+def key(q: str, params: dict[str, str]) -> str:
+    """The query and the parameters that change its set of matches."""
+    return q + ("\0sort=date" if params.get("sort") == "date" else "")
+
+
+def matches(data: dict[str, Any], exp: Expected, page: int, size: int) -> bool:
+    """True when a complete answer is this page of ``exp``."""
+    ids = [r["id"] for r in data["results"]]
+    if data["total"] != exp.total or data["relaxed"] != exp.relaxed or len(set(ids)) != len(ids):
+        return False
+    if len(ids) != max(0, min(size, exp.total - (page - 1) * size)):
+        return False
+    return exp.ids is None or set(ids) <= exp.ids
+
+
+def partial_fits(data: dict[str, Any], exp: Expected) -> bool:
+    """True when a partial answer (time limit reached) holds only documents ``exp`` matches."""
+    ids = {r["id"] for r in data["results"]}
+    return data["total"] <= exp.total and (exp.ids is None or ids <= exp.ids)
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One request and what came of it."""
+
+    kind: str
+    started: float
+    seconds: float
+    status: int
+    problem: str = ""
+    # Which index a valid answer came from: "old", "new", "both" (they agree), or "".
+    source: str = ""
+    partial: bool = False
+
+
+@dataclass
+class Event:
+    """One CLI write during the load."""
+
+    name: str
+    started: float
+    ended: float = 0.0
+    status: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class Run:
+    """Everything the load threads and the writer thread record."""
+
+    samples: list[Sample] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, sample: Sample) -> None:
+        """Record one request."""
+        with self.lock:
+            self.samples.append(sample)
+
+    def event(self, name: str) -> Event | None:
+        """The first event called ``name``."""
+        return next((e for e in self.events if e.name == name), None)
+
+
+def request(port: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+    """One HTTP request on a new connection (gunicorn's sync workers close each one)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=CLIENT_TIMEOUT_S)
+    try:
+        conn.request(method, path, headers={"Connection": "close"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def error_shape(body: bytes) -> str | None:
+    """The error code if ``body`` is ``{"error": {"code", "message"}}``, else None."""
+    try:
+        data = json.loads(body)
+        err = data["error"]
+        if isinstance(err["code"], str) and isinstance(err["message"], str) and err["message"]:
+            return err["code"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+class Soak:
+    """The load mix, the checks of each answer, and the writer timeline."""
+
+    def __init__(self, args: argparse.Namespace, corpus: Corpus, index: Path, port: int) -> None:
+        self.args, self.corpus, self.index, self.port = args, corpus, index, port
+        self.run = Run()
+        self.expected_old: dict[str, Expected] = {}
+        self.expected_new: dict[str, Expected] = {}
+        self.t0 = 0.0
+        self.stop_at = 0.0
+        self.hard_stop = 0.0
+        self.done = threading.Event()
+        self.requests: list[tuple[float, str, Callable[[random.Random], Sample]]] = [
+            (45, "query", self.query),
+            (14, "heavy", self.heavy),
+            (12, "document", self.document),
+            (5, "marker", self.marker),
+            (4, "health", self.health),
+            (5, "suggest", self.suggest),
+            (14, "malformed", self.malformed),
+            (1, "overlong", self.overlong),
+        ]
+
+    # -- the state of the index over time ---------------------------------------------------------------
+
+    def _rebuild_window(self) -> tuple[float, float]:
+        ev = self.run.event("rebuild")
+        if ev is None:
+            return float("inf"), float("inf")
+        return ev.started, ev.ended or float("inf")
+
+    def allowed(self, started: float, ended: float) -> set[str]:
+        """Which index a request that ran from ``started`` to ``ended`` may be answered by."""
+        begin, end = self._rebuild_window()
+        allowed = set()
+        if started < end:
+            allowed.add("old")
+        if ended > begin:
+            allowed.add("new")
+        if started > end + CONVERGE_S:
+            allowed = {"new"}
+        return allowed
+
+    # -- requests ----------------------------------------------------------------------------------------
+
+    def _get(self, kind: str, path: str, method: str = "GET") -> tuple[Sample, bytes]:
+        started = time.monotonic()
+        try:
+            status, body = request(self.port, path, method)
+        except (OSError, http.client.HTTPException) as exc:
+            return Sample(kind, started, time.monotonic() - started, -1, f"connection error {exc!r} on {path}"), b""
+        sample = Sample(kind, started, time.monotonic() - started, status)
+        if status >= 500:
+            sample.problem = f"{status} on {path}: {body[:200]!r}"
+        return sample, body
+
+    def _search(self, kind: str, q: str, params: dict[str, str]) -> Sample:
+        page, size = int(params.get("page", "1")), int(params.get("size", "10"))
+        path = "/api/search?" + urllib.parse.urlencode({"q": q, **params})
+        sample, body = self._get(kind, path)
+        if sample.status != 200:
+            sample.problem = sample.problem or f"{sample.status} on a valid query {path}: {body[:200]!r}"
+            return sample
+        try:
+            data = json.loads(body)
+        except ValueError:
+            sample.problem = f"not JSON: {body[:200]!r}"
+            return sample
+        k = key(q, params)
+        fits = {
+            name
+            for name, table in (("old", self.expected_old), ("new", self.expected_new))
+            if (partial_fits(data, table[k]) if data["partial"] else matches(data, table[k], page, size))
+        }
+        sample.partial = bool(data["partial"])
+        ok = fits & self.allowed(sample.started, sample.started + sample.seconds)
+        if not ok:
+            sample.problem = (
+                f"{path}: total {data['total']} ids {[r['id'] for r in data['results']][:5]} fits {sorted(fits)} "
+                f"(old total {self.expected_old[k].total}, new {self.expected_new[k].total}) at "
+                f"{sample.started - self.t0:.1f} s"
+            )
+        sample.source = "both" if ok == {"old", "new"} else "".join(ok)
+        return sample
+
+    def query(self, rng: random.Random) -> Sample:
+        """A checked query, on page 1 or 2."""
+        q = rng.choice(self.corpus.queries)
+        return self._search("query", q, {"page": "2"} if rng.random() < 0.15 else {})
+
+    def heavy(self, rng: random.Random) -> Sample:
+        """A long question, many OR terms, a deep page or a date sort."""
+        q, params = rng.choice(self.corpus.heavy)
+        return self._search("heavy", q, params)
+
+    def document(self, rng: random.Random) -> Sample:
+        """/api/documents/<id> of an article in both corpora, or only in the old or the new one."""
+        group = rng.choice(["stable", "stable", "old_only", "new_only"])
+        ids = {"stable": self.corpus.stable_ids, "old_only": self.corpus.old_only, "new_only": self.corpus.new_only}
+        doc_id = rng.choice(ids[group])
+        sample, body = self._get("document", "/api/documents/" + urllib.parse.quote(doc_id, safe=""))
+        if sample.problem:
+            return sample
+        present = {"stable": {"old", "new"}, "old_only": {"old"}, "new_only": {"new"}}[group]
+        answer = present if sample.status == 200 else {"old", "new"} - present if sample.status == 404 else set()
+        if sample.status == 200 and json.loads(body).get("id") != doc_id:
+            answer = set()
+        elif sample.status == 404 and error_shape(body) != "not_found":
+            answer = set()
+        if not answer & self.allowed(sample.started, sample.started + sample.seconds):
+            sample.problem = f"{sample.status} for {group} document {doc_id} at {sample.started - self.t0:.1f} s"
+        return sample
+
+    def marker(self, rng: random.Random) -> Sample:
+        """The marker batch is found whole or not at all."""
+        sample, body = self._get("marker", "/api/search?q=" + MARKER)
+        if sample.problem or sample.status != 200:
+            sample.problem = sample.problem or f"{sample.status} on the marker query"
+            return sample
+        data = json.loads(body)
+        if data["total"] not in (0, MARKERS) or data["partial"]:
+            sample.problem = f"marker query found {data['total']} of {MARKERS} (partial={data['partial']})"
+        return sample
+
+    def health(self, rng: random.Random) -> Sample:
+        """/healthz answers 200 with a document count of one of the index states."""
+        sample, body = self._get("health", "/healthz")
+        if sample.problem:
+            return sample
+        old, new = self.corpus.counts
+        try:
+            documents = json.loads(body)["documents"]
+        except (ValueError, KeyError):
+            documents = None
+        if sample.status != 200 or documents not in (old, old + MARKERS, new, new + MARKERS):
+            sample.problem = f"/healthz {sample.status} documents={documents}"
+        return sample
+
+    def suggest(self, rng: random.Random) -> Sample:
+        """Suggestions for a prefix, a pinyin or initials."""
+        q = rng.choice(["nei", "shuju", "sjk", "开", "Lin", "dmx", "rong"])
+        sample, body = self._get("suggest", "/api/suggest?q=" + urllib.parse.quote(q))
+        if not sample.problem and (sample.status != 200 or "suggestions" not in json.loads(body)):
+            sample.problem = f"/api/suggest?q={q}: {sample.status} {body[:200]!r}"
+        return sample
+
+    def malformed(self, rng: random.Random) -> Sample:
+        """A malformed request: a 4xx with the JSON error shape and the right code."""
+        if rng.random() < 0.05:
+            path, status, code = "/api/search?q=Linux", 405, "method_not_allowed"
+            sample, body = self._get("malformed", path, method="POST")
+        else:
+            path, status, code = rng.choice(MALFORMED)
+            sample, body = self._get("malformed", path)
+        if not sample.problem and (sample.status, error_shape(body)) != (status, code):
+            sample.problem = f"{path[:80]}: {sample.status} {body[:120]!r}, expected {status} {code}"
+        return sample
+
+    def overlong(self, rng: random.Random) -> Sample:
+        """A request line over gunicorn's limit: a 4xx (gunicorn's own page, not JSON; reported separately)."""
+        sample, body = self._get("overlong", OVERLONG_LINE)
+        if not sample.problem and not 400 <= sample.status < 500:
+            sample.problem = f"over-long request line: {sample.status}"
+        elif error_shape(body) is None:
+            sample.source = "not-json"
+        return sample
+
+    # -- threads -----------------------------------------------------------------------------------------
+
+    def client(self, seed: int) -> None:
+        """One client: weighted random requests until the end of the run."""
+        rng = random.Random(seed)
+        weights = [w for w, _, _ in self.requests]
+        while time.monotonic() < self.stop_at and not self.done.is_set():
+            _, _, make = rng.choices(self.requests, weights)[0]
+            try:
+                sample = make(rng)
+            except Exception as exc:  # noqa: BLE001 - a crash in a check is a finding, not a reason to stop
+                sample = Sample("client", time.monotonic(), 0.0, -2, f"client error {exc!r}")
+            self.run.add(sample)
+
+    def cli(self, name: str, *args: str) -> Event:
+        """Run one zhsearch command on the live index and record it."""
+        ev = Event(name, time.monotonic())
+        self.run.events.append(ev)
+        proc = subprocess.run(
+            [str(ZHSEARCH), *args, "-q", "--index", str(self.index)],
+            capture_output=True,
+            text=True,
+            timeout=max(30.0, self.hard_stop - time.monotonic()),
+        )
+        ev.ended, ev.status, ev.detail = time.monotonic(), proc.returncode, proc.stderr.strip()[-300:]
+        return ev
+
+    def writer(self) -> None:
+        """Add and delete the markers, rebuild from the new corpus, then add and delete them again."""
+        ids = [f"soak-marker-{i}" for i in range(MARKERS)]
+        seconds = self.args.seconds
+        steps: list[tuple[float, str, list[str]]] = [
+            (0.12 * seconds, "add markers", ["add", str(self.corpus.markers)]),
+            (0.22 * seconds, "delete markers", ["delete", *ids]),
+            (0.30 * seconds, "rebuild", ["build", str(self.corpus.new)]),
+            (0.0, "add markers again", ["add", str(self.corpus.markers)]),
+            (0.0, "delete markers again", ["delete", *ids]),
+        ]
+        for at, name, args in steps:
+            while time.monotonic() < self.t0 + at and not self.done.is_set():
+                time.sleep(0.05)
+            if self.done.is_set():
+                return
+            ev = self.cli(name, *args)
+            if ev.status != 0:
+                return
+            time.sleep(3.0)
+        # Keep the load on a little after the last write, so its visibility is checked too.
+        self.stop_at = max(self.stop_at, time.monotonic() + 3.0)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The ``pct`` percentile with linear interpolation (NaN for no values)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * pct / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds for the report."""
+    return "-" if seconds != seconds else f"{seconds * 1000:,.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(index: Path, port: int, workers: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`zhsearch serve` in its own process group; stopped (TERM, then KILL) on exit."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(ZHSEARCH), "serve", "--index", str(index), "--host", HOST, "--port", str(port)]
+            + ["--workers", str(workers)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"the server exited with {proc.returncode}:\n{log.read_text(encoding='utf-8')}")
+            try:
+                if request(port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the server did not answer /healthz within 120 s")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=20)
+
+
+def build(index: Path, corpus: Path) -> float:
+    """`zhsearch build` (a real process); return its wall time."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(ZHSEARCH), "build", "-q", "--index", str(index), str(corpus)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"zhsearch build {corpus} failed: {proc.stderr}")
+    return time.monotonic() - started
+
+
+# -- the report ---------------------------------------------------------------------------------------------
+
+
+def report(soak: Soak, setup: dict[str, Any], server_log: str) -> tuple[str, bool]:
+    """The Markdown report and whether every check passed."""
+    run, args = soak.run, soak.args
+    samples = run.samples
+    seconds = max(s.started + s.seconds for s in samples) - soak.t0 if samples else 0.0
+    by_kind: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_kind[s.kind].append(s)
+    five = [s for s in samples if s.status >= 500]
+    conn = [s for s in samples if s.status == -1]
+    client = [s for s in samples if s.status == -2]
+    valid = [s for s in samples if s.kind in ("query", "heavy")]
+    wrong = [s for s in valid if s.problem and s.status == 200]
+    malformed = by_kind["malformed"]
+    bad_errors = [s for s in malformed if s.problem and s.status < 500 and s.status != -1]
+    other = [s for s in samples if s.problem and s.kind in ("document", "marker", "health", "suggest", "overlong")]
+    other = [s for s in other if s.status not in (-1,) and s.status < 500]
+    rebuild = run.event("rebuild")
+    converged = [s for s in valid if rebuild and rebuild.ended and s.started > rebuild.ended + CONVERGE_S]
+    traces = server_log.count("Traceback")
+    timeouts = server_log.count("WORKER TIMEOUT")
+    writes_ok = all(e.status == 0 for e in run.events) and len(run.events) == 5
+    checks = [
+        ("zero 5xx responses", not five, f"{len(five)}"),
+        ("zero connection errors", not conn, f"{len(conn)}"),
+        ("every valid query answered by the old or the new index", not wrong, f"{len(wrong)} wrong of {len(valid)}"),
+        (
+            f"after the rebuild (+{CONVERGE_S:g} s) only the new index answers",
+            bool(converged) and not [s for s in converged if s.problem],
+            f"{len(converged)} answers checked",
+        ),
+        (
+            "malformed requests: 4xx with the JSON error shape and code",
+            not bad_errors,
+            f"{len(bad_errors)} wrong of {len(malformed)}",
+        ),
+        ("documents, markers, health, suggest consistent", not other, f"{len(other)} wrong"),
+        ("every CLI write succeeded (add, delete, rebuild, add, delete)", writes_ok, f"{len(run.events)} writes"),
+        ("no traceback or worker timeout in the server log", traces == timeouts == 0, f"{traces} / {timeouts}"),
+        ("no client-side errors", not client, f"{len(client)}"),
+        (f"at least {args.seconds} s of load", seconds >= args.seconds, f"{seconds:.0f} s"),
+    ]
+    passed = all(ok for _, ok, _ in checks)
+    lat = [s.seconds for s in samples if s.status > 0]
+    lines = [
+        f"# Soak test, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC",
+        "",
+        f"**{'PASS' if passed else 'FAIL'}**: {len(samples):,} requests in {seconds:.0f} s "
+        f"({len(samples) / max(seconds, 1e-9):.1f}/s) from {args.clients} clients; "
+        f"{len(five)} 5xx, {len(conn)} connection errors; latency p50 {ms(percentile(lat, 50))}, "
+        f"p99 {ms(percentile(lat, 99))}.",
+        "",
+        f"- Server: `zhsearch serve --workers {args.workers}` (gunicorn, sync workers) on {HOST}; "
+        f"{os.cpu_count()} CPUs shared with other work, load average {setup['load']} at the start; "
+        f"Python {platform.python_version()}.",
+        f"- Corpus: {soak.corpus.description}; old {soak.corpus.counts[0]:,} and new {soak.corpus.counts[1]:,} "
+        f"articles. Builds before the load: old {setup['build_old']:.1f} s, new (reference, for the expected "
+        f"answers) {setup['build_new']:.1f} s.",
+        f"- Load: {args.clients} Python client threads (http.client, one connection per request), a weighted mix "
+        f"of {len(soak.corpus.queries)} checked queries (full match sets of {setup['full_sets']} of them known), "
+        f"{len(soak.corpus.heavy)} heavy requests (long question, {setup['or_terms']} OR terms, pages 5-100 of "
+        f"50, date sort), {len(MALFORMED) + 1} malformed requests, document lookups, a marker query, /healthz "
+        "and suggestions.",
+        "",
+        "## Checks",
+        "",
+        "| check | result | |",
+        "|---|---|---|",
+        *(f"| {name} | {'ok' if ok else '**FAILED**'} | {detail} |" for name, ok, detail in checks),
+        "",
+        "## Requests",
+        "",
+        "| kind | requests | problems | p50 | p90 | p99 | max | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for kind in ("query", "heavy", "document", "marker", "health", "suggest", "malformed", "overlong", "client"):
+        group = by_kind.get(kind, [])
+        if not group:
+            continue
+        times = [s.seconds for s in group]
+        statuses = Counter(s.status for s in group)
+        notes = ", ".join(f"{n}×{st}" for st, n in sorted(statuses.items()))
+        if kind in ("query", "heavy"):
+            sources = Counter(s.source for s in group if s.status == 200 and not s.problem)
+            notes += "; from " + ", ".join(f"{k}: {v}" for k, v in sorted(sources.items()))
+            notes += f"; partial {sum(s.partial for s in group)}"
+        if kind == "overlong":
+            notes += f"; gunicorn's HTML page, not JSON: {sum(s.source == 'not-json' for s in group)}"
+        row = [percentile(times, p) for p in (50, 90, 99)] + [max(times)]
+        n_problems = sum(bool(s.problem) for s in group)
+        lines.append(f"| {kind} | {len(group):,} | {n_problems} | " + " | ".join(ms(x) for x in row) + f" | {notes} |")
+    lines += [
+        f"| **all** | {len(samples):,} | {sum(bool(s.problem) for s in samples)} | "
+        + " | ".join(ms(percentile(lat, p)) for p in (50, 90, 99))
+        + f" | {ms(max(lat) if lat else float('nan'))} | |",
+        "",
+        "## Index writes during the load (CLI on the same index directory)",
+        "",
+        "| write | at | took | exit | |",
+        "|---|---:|---:|---:|---|",
+        *(
+            f"| {e.name} | {e.started - soak.t0:.1f} s | {e.ended - e.started:.1f} s | {e.status} | {e.detail[:120]} |"
+            for e in run.events
+        ),
+        "",
+    ]
+    problems = [s for s in samples if s.problem]
+    if problems:
+        lines += ["## Problems (first of each kind)", ""]
+        shown: Counter[str] = Counter()
+        for s in problems:
+            if shown[s.kind] < MAX_LISTED:
+                shown[s.kind] += 1
+                lines.append(f"- {s.kind}: {s.problem}")
+        lines.append("")
+    lines += [
+        "Over-long request lines (over 4,094 bytes) are answered by gunicorn itself with a 400 HTML page, before "
+        "the app can give its JSON error; they are counted apart and must only be a 4xx.",
+        "",
+    ]
+    return "\n".join(lines), passed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the soak test; print and save the report; return 1 if a check failed."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60, help="seconds of load at least (default 60)")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent client threads (default 32)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--corpus", choices=["shared", "generated"], default="shared")
+    parser.add_argument("--articles", type=int, default=1200, help="articles in each of the old and new corpora")
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("ZHSEARCH_SOAK_DATA", DEFAULT_DATA)))
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="where the report is saved")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="zhsearch-soak-"))
+    try:
+        corpus = (
+            shared_corpus(args.data, args.articles, work)
+            if args.corpus == "shared"
+            else generated_corpus(args.articles, work)
+        )
+        index, reference = work / "index", work / "reference"
+        print(f"building the old ({corpus.counts[0]}) and new ({corpus.counts[1]}) indexes...", file=sys.stderr)
+        setup: dict[str, Any] = {
+            "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+            "build_old": build(index, corpus.old),
+            "build_new": build(reference, corpus.new),
+        }
+        checked: list[tuple[str, dict[str, str]]] = [(q, {}) for q in corpus.queries] + corpus.heavy
+        port = free_port()
+        soak = Soak(args, corpus, index, port)
+        soak.expected_old = expected_answers(index, checked)
+        soak.expected_new = expected_answers(reference, checked)
+        setup["full_sets"] = sum(soak.expected_old[q].ids is not None for q in corpus.queries)
+        setup["or_terms"] = corpus.heavy[1][0].count(" OR ") + 1
+        shutil.rmtree(reference)
+        log = work / "server.log"
+        print(f"setup took {time.monotonic() - started:.0f} s; serving and loading...", file=sys.stderr)
+        with server(index, port, args.workers, log):
+            soak.t0 = time.monotonic()
+            soak.stop_at = soak.t0 + args.seconds
+            # However slow the machine, the run ends: the writes must finish within this.
+            soak.hard_stop = soak.t0 + max(3 * args.seconds, 180)
+            writer = threading.Thread(target=soak.writer, daemon=True)
+            clients = [threading.Thread(target=soak.client, args=(i,), daemon=True) for i in range(args.clients)]
+            writer.start()
+            for t in clients:
+                t.start()
+            while writer.is_alive() and time.monotonic() < soak.hard_stop:
+                writer.join(timeout=0.5)
+                # The load goes on until the writes are done, so all of them happen under it.
+                soak.stop_at = max(soak.stop_at, time.monotonic() + 1.0) if writer.is_alive() else soak.stop_at
+            while time.monotonic() < min(soak.stop_at, soak.hard_stop):
+                time.sleep(0.2)
+            soak.done.set()
+            for t in clients:
+                t.join(timeout=CLIENT_TIMEOUT_S + 5)
+            writer.join(timeout=5)
+        text, passed = report(soak, setup, log.read_text(encoding="utf-8", errors="replace"))
+        text += f"\nWhole run (builds, expected answers, load): {time.monotonic() - started:.0f} s.\n"
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"soak-{datetime.now(UTC).strftime('%Y-%m-%d')}.md"
+        path.write_text(text, encoding="utf-8")
+        print(text)
+        print(f"saved {path}", file=sys.stderr)
+        return 0 if passed else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
