@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .analysis import init_jieba  # noqa: E402
+from .analysis import init_jieba, load_user_dict  # noqa: E402
 from .build import BuildStats, add_documents, build_index, delete_documents  # noqa: E402
 from .corpus import Article, Skipped, count_records, iter_articles, iter_records  # noqa: E402
 from .errors import (  # noqa: E402
@@ -59,6 +59,7 @@ __all__ = [
     "init_jieba",
     "iter_articles",
     "iter_records",
+    "load_user_dict",
     "open_store",
     "suggest_query",
     "sync_index",

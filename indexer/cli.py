@@ -445,6 +445,7 @@ def info(index_dir: Path, as_json: bool) -> None:
         "built_at": "built at (UTC)",
         "updated_at": "updated at (UTC)",
         "sources": "built from",
+        "user_dict": "user dictionary",
     }
     for key, label in labels.items():
         value = data[key]
@@ -452,7 +453,12 @@ def info(index_dir: Path, as_json: bool) -> None:
             value = f"{details.size_bytes / 1e6:.1f} MB"
         elif key == "sources":
             value = ", ".join(details.sources) or "-"
+        elif key == "user_dict":
+            found = details.user_dict
+            value = f"{found['path']} (sha256 {found['sha256'][:12]})" if found else "-"
         click.echo(f"{label + ':':<17} {value}")
+    for warning in details.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from indexer import Searcher, SuggesterCache, init_jieba
+from indexer import Searcher, SuggesterCache, init_jieba, load_user_dict
 
 from . import errors, security, views
 
@@ -29,10 +29,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    if app.config.get("USER_DICT"):
+        load_user_dict(app.config["USER_DICT"])
     init_jieba()
-    searcher = Searcher(Path(app.config["INDEX_DIR"]))
+    searcher = Searcher(Path(app.config["INDEX_DIR"]), synonyms=app.config.get("SYNONYMS") or None)
     # Fail at start-up with a clear message if the index is missing or stale.
-    searcher.info()
+    for warning in searcher.info().warnings:
+        app.logger.warning("zhsearch: %s", warning)
     suggester = SuggesterCache(searcher.store)
     # Build suggestions (pinyin for every title term) once here, in gunicorn's
     # master, so forked workers share them; then close, so each worker opens its own files.

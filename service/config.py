@@ -16,3 +16,10 @@ SEARCH_TIME_LIMIT = 2.0
 # Origins allowed to call /api/ from a browser: a list, a comma-separated string, or "*".
 # Empty (the default) sends no CORS headers, so only same-origin pages can read the API.
 CORS_ORIGINS: list[str] | str = []
+# A jieba user dictionary (word [frequency] [tag] per line), loaded before any text is
+# segmented. The index records the one it was built with; a difference is logged at
+# start-up and reported by /healthz and `zhsearch info`.
+USER_DICT = ""
+# Synonym groups, one per line ("飞桨, PaddlePaddle"), expanded at query time and
+# re-read within a second or two of a change, without a restart or a rebuild.
+SYNONYMS = ""

@@ -344,7 +344,15 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["status", "documents"],
-                    "properties": {"status": {"type": "string", "enum": ["ok"]}, "documents": {"type": "integer"}},
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok"]},
+                        "documents": {"type": "integer"},
+                        "warnings": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Problems to fix, such as a user dictionary that differs from the index's.",
+                        },
+                    },
                 },
             }
         },

@@ -310,5 +310,6 @@ def api_document(doc_id: str) -> dict[str, Any]:
 
 @bp.get("/healthz")
 def healthz() -> dict[str, Any]:
-    """Liveness and size: {"status": "ok", "documents": N}."""
-    return {"status": "ok", "documents": _searcher().info().documents}
+    """Liveness and size: {"status": "ok", "documents": N, "warnings": [...]}."""
+    details = _searcher().info()
+    return {"status": "ok", "documents": details.documents, "warnings": list(details.warnings)}

@@ -325,7 +325,7 @@ def test_unknown_api_path_and_method(client: FlaskClient) -> None:
 
 
 def test_healthz(client: FlaskClient) -> None:
-    assert client.get("/healthz").get_json() == {"status": "ok", "documents": 8}
+    assert client.get("/healthz").get_json() == {"status": "ok", "documents": 8, "warnings": []}
 
 
 def test_missing_index_fails_at_start_up_with_the_fix(tmp_path: Path) -> None:

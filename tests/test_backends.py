@@ -157,7 +157,7 @@ def test_api_document_lookup_and_404(client: FlaskClient) -> None:
 
 
 def test_api_healthz(client: FlaskClient) -> None:
-    assert client.get("/healthz").get_json() == {"status": "ok", "documents": 8}
+    assert client.get("/healthz").get_json() == {"status": "ok", "documents": 8, "warnings": []}
 
 
 def test_api_malformed_query_is_not_a_server_error(client: FlaskClient) -> None:

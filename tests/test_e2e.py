@@ -89,7 +89,7 @@ def test_raw_utf8_in_the_request_line_is_accepted(server: str) -> None:
 
 
 def test_health_document_and_errors_over_http(server: str) -> None:
-    assert get(server + "/healthz") == (200, {"status": "ok", "documents": 8})
+    assert get(server + "/healthz") == (200, {"status": "ok", "documents": 8, "warnings": []})
     status, doc = get(server + "/api/documents/ernie")
     assert status == 200 and doc["id"] == "ernie"
     status, err = get(server + "/api/search?q=" + "x" * 300)

@@ -231,3 +231,8 @@ def test_user_dictionary_keeps_a_word_whole(tmp_path: Path) -> None:
     )
     env = {**os.environ, "ZHSEARCH_USER_DICT": str(user_dict)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    # This process runs without that dictionary: the index says so.
+    s = Searcher(tmp_path / "index")
+    warnings = s.info().warnings
+    s.close()
+    assert warnings and "rebuild" in warnings[0] and "user.txt" in warnings[0]
