@@ -36,6 +36,9 @@ def run_server(host: str = "127.0.0.1", port: int = 8000, workers: int = 2, time
             # Load jieba's dictionary once in the master; forked workers share it.
             "preload_app": True,
             "timeout": timeout,
+            # The longest request line gunicorn allows: a query of 256 Chinese characters
+            # is 2,300 bytes percent-encoded, before any filters.
+            "limit_request_line": 8190,
             "accesslog": "-",
             "errorlog": "-",
             "proc_name": "zhsearch",
