@@ -70,6 +70,8 @@ QUESTION_WORDS = frozenset(
 )
 STOP_WORDS = (
     frozenset("的 了 和 与 及 或 是 在 也 都 就 把 被 这 那 之 等 着 吗 呢 吧 啊 其 而 并".split())
+    # What follows a question word (哪一种, 什么时候) says nothing about the answer either.
+    | frozenset("一种 一个 一门 一部分 一位 一项 一类 一名 时候".split())
     | frozenset("a an the of to in on for and or is are".split())
     | QUESTION_WORDS
 )
