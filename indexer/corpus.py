@@ -265,16 +265,19 @@ def article_from_mapping(
         tags = _parse_tags(data.get("tags"))
     except ValueError as exc:
         return Skipped(shown, str(exc), origin)
-    if not title:
-        return Skipped(shown, "missing title" + hint("title"), origin)
     if not body:
         return Skipped(shown, "missing or empty body" + hint("body"), origin)
+    warnings: list[str] = []
+    if not title:
+        # The body is worth finding: title the article with its opening words,
+        # like a .txt file, and say so rather than drop it.
+        title = _title_from_body(body)
+        warnings.append("missing title" + hint("title") + f"; titled by its first words: {title}")
     # Characters are at most 4 bytes, so only long bodies need encoding to be measured.
     if 4 * (len(body) + len(title)) > MAX_DOCUMENT_BYTES:
         size = len(body.encode("utf-8")) + len(title.encode("utf-8"))
         if size > MAX_DOCUMENT_BYTES:
             return Skipped(shown, too_large(size), origin)
-    warnings: list[str] = []
     try:
         when = parse_date(data.get("date"))
     except ValueError as exc:
@@ -293,6 +296,14 @@ def article_from_mapping(
         warnings=tuple(warnings),
         where=shown,
     )
+
+
+TITLE_FROM_BODY_CHARS = 40
+
+
+def _title_from_body(body: str) -> str:
+    first = next((line.strip() for line in body.splitlines() if line.strip()), "")
+    return first if len(first) <= TITLE_FROM_BODY_CHARS else first[:TITLE_FROM_BODY_CHARS] + "…"
 
 
 def origin_file(origin: str) -> str:

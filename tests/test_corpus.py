@@ -85,13 +85,16 @@ def test_jsonl_problems_are_reported_with_file_and_line(tmp_path: Path) -> None:
     assert skipped["x.jsonl:2"].startswith("invalid JSON")
     assert skipped["x.jsonl:4"] == "missing or empty body"
     assert skipped["x.jsonl:5"] == "expected a JSON object, found list"
-    assert skipped["x.jsonl:6"] == "missing title"
+    assert "x.jsonl:6" not in skipped
     assert skipped["x.jsonl:9"] == "missing or empty body"
     found = {r.where: r for r in got if isinstance(r, Article)}
     assert found["x.jsonl:1"].id == "x.jsonl:1"
     assert found["x.jsonl:7"].date is None
     assert "indexed without a date" in found["x.jsonl:7"].warnings[0]
     assert found["x.jsonl:8"].tags == ("a", "b")
+    # A record without a title is kept, titled by its first words, with a warning.
+    assert found["x.jsonl:6"].title == "无标题"
+    assert found["x.jsonl:6"].warnings[0].startswith("missing title; titled by its first words")
     # Every non-blank line is accounted for.
     assert len(got) == 8
 
