@@ -73,6 +73,9 @@ KEEP_GENERATIONS = 2
 WRITE_TIMEOUT_ENV = "ZHSEARCH_WRITE_TIMEOUT"
 WRITE_TIMEOUT_S = 30.0
 LOCK_POLL_S = 0.1
+# Segments stay separate files (compound=False): Whoosh copies every file of a
+# compound segment into memory when it opens it, 500 MB per worker for the
+# articles index; separate files are read on demand.
 # Memory for Whoosh's in-memory posting pool before it spills to disk.
 WRITER_LIMIT_MB = 256
 FORMAT_NAME = "zhsearch-index"
@@ -213,10 +216,10 @@ def _cancel_writer(writer: Any) -> None:
 def _build_writer_options() -> dict[str, Any]:
     procs = int(os.environ.get(BUILD_PROCS_ENV) or os.cpu_count() or 1)
     if procs <= 1:
-        return {"limitmb": WRITER_LIMIT_MB}
+        return {"limitmb": WRITER_LIMIT_MB, "compound": False}
     # Segmenting and posting-writing are pure Python: one process per core,
     # each writing its own segment (merging them would cost a third pass).
-    return {"limitmb": WRITER_LIMIT_MB, "procs": procs, "multisegment": True}
+    return {"limitmb": WRITER_LIMIT_MB, "procs": procs, "multisegment": True, "compound": False}
 
 
 def _user_dict_meta() -> dict[str, str] | None:
@@ -494,7 +497,7 @@ class WhooshStore:
         # zhsearch, a script using Whoosh directly) can hold Whoosh's own lock.
         timeout = write_timeout()
         try:
-            return ix.writer(timeout=timeout, limitmb=WRITER_LIMIT_MB)
+            return ix.writer(timeout=timeout, limitmb=WRITER_LIMIT_MB, compound=False)
         except LockError:
             ix.close()
             raise IndexBusyError(
@@ -510,7 +513,7 @@ class WhooshStore:
             gen = self._current()
             if gen is None:
                 tmp, ix = self._new_generation([])
-                ix.writer().commit()
+                ix.writer(compound=False).commit()
                 ix.close()
                 gen = self._publish(tmp)
             self._read_meta(gen)
@@ -661,3 +664,9 @@ class WhooshStore:
     def close(self) -> None:
         """Close the searcher and the index files."""
         self._close_reader()
+
+    def __del__(self) -> None:
+        # A store dropped without close() (an app torn down with its process,
+        # a test's app) still closes its segment files rather than leaking them.
+        with contextlib.suppress(Exception):
+            self._close_reader()

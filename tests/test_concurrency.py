@@ -86,7 +86,11 @@ def test_a_second_writer_waits_for_the_timeout_then_fails_with_a_clear_message(i
     assert holder.returncode == 0
     # The first write is whole; the refused ones wrote nothing.
     assert (count(index), count(index, "zzfirst"), count(index, "zzsecond")) == (1800, 1500, 0)
-    assert Searcher(index).get("base-1") is not None
+    s = Searcher(index)
+    try:
+        assert s.get("base-1") is not None
+    finally:
+        s.close()
     # Tried again, they succeed.
     assert run_cli("add", "-q", "--index", str(index), str(second)).returncode == 0
     assert count(index, "zzsecond") == 5

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from whoosh import index as whoosh_index
 
 from indexer import Searcher, build_index
 
@@ -219,8 +220,8 @@ PHASES: dict[str, Callable[[Path, set[str], float], bool]] = {
     "indexing": lambda index, before, since: since >= 0.8,
     # Commit: sub-writers writing their segments' columns.
     "commit": lambda index, before, since: any(n.endswith(".col") for n in files_in(new_tmp(index, before))),
-    # Assembling compound segment files.
-    "assemble": lambda index, before, since: any(n.endswith(".seg") for n in files_in(new_tmp(index, before))),
+    # Writing the term dictionary, the last file of a segment.
+    "terms": lambda index, before, since: any(n.endswith(".trm") for n in files_in(new_tmp(index, before))),
     # The TOC is written: fsync, rename and the CURRENT swap follow within milliseconds.
     "publish": lambda index, before, since: (
         "_MAIN_1.toc" in files_in(new_tmp(index, before))
@@ -330,7 +331,7 @@ def test_sigkill_during_add_is_all_or_nothing(tmp_path: Path, corpora: dict[str,
     build_index([corpora["old"]], index)
     gen = index / live_gen(index)
     baseline = local_snapshot(index)
-    for phase in ("writing", "commit", "assemble"):
+    for phase in ("writing", "commit", "terms"):
         before = set(os.listdir(gen))
         docs_before = local_snapshot(index)
         proc = start_cli("add", "-q", "--index", str(index), str(corpora["more"]), log=tmp_path / "add.log")
@@ -342,13 +343,13 @@ def test_sigkill_during_add_is_all_or_nothing(tmp_path: Path, corpora: dict[str,
                 if phase == "writing":
                     return (index / ".lock").read_text(encoding="utf-8").strip() == str(proc.pid)
                 new = set(files_in(gen)) - before
-                return any(n.endswith(".col" if phase == "commit" else ".seg") for n in new)
+                return any(n.endswith(".col" if phase == "commit" else ".trm") for n in new)
 
             assert wait_until(due, 60, step=0.002)
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             proc.wait(timeout=60)
-        assert proc.returncode == -signal.SIGKILL or phase == "assemble", f"add finished before {phase}"
+        assert proc.returncode == -signal.SIGKILL or phase == "terms", f"add finished before {phase}"
         assert lock_is_free(index)
         s = Searcher(index)
         try:
@@ -368,8 +369,16 @@ def test_sigkill_during_add_is_all_or_nothing(tmp_path: Path, corpora: dict[str,
         assert s.get("m-999") is not None
     finally:
         s.close()
-    # Whoosh's next commit removed the killed writers' segment files.
-    leftovers = [n for n in os.listdir(gen) if n.endswith((".col", ".trm", ".pst"))]
+    # Whoosh's next commit removed the killed writers' segment files: every
+    # segment file left belongs to a segment of the live table of contents.
+    ix = whoosh_index.open_dir(str(gen))
+    try:
+        live_segments = {seg.segment_id() for seg in ix._segments()}
+    finally:
+        ix.close()
+    leftovers = [
+        n for n in os.listdir(gen) if n.endswith((".col", ".trm", ".pst")) and n.split(".")[0] not in live_segments
+    ]
     assert leftovers == [], leftovers
 
 
