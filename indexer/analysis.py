@@ -361,19 +361,23 @@ def iter_terms(text: str, mode: str = "query") -> Iterator[tuple[str, int, int, 
         pos += max(len(pieces), 1)
 
 
-class ChineseTokenizer(Tokenizer):  # type: ignore[misc]
-    """Whoosh tokenizer for Chinese, English and technical identifiers.
-
-    It honours Whoosh's tokenizer contract (``positions``, ``chars``,
-    ``start_pos``, ``start_char``, ``mode``, ``tokenize``), which jieba's own
-    ``ChineseAnalyzer`` ignores; that is why phrase queries work here.
-    """
+class _StatelessTokenizer(Tokenizer):  # type: ignore[misc]
+    """A tokenizer without settings: any two of the same class are equal (Whoosh compares schemas)."""
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self)
 
     def __hash__(self) -> int:
         return hash(type(self))
+
+
+class ChineseTokenizer(_StatelessTokenizer):
+    """Whoosh tokenizer for Chinese, English and technical identifiers.
+
+    It honours Whoosh's tokenizer contract (``positions``, ``chars``,
+    ``start_pos``, ``start_char``, ``mode``, ``tokenize``), which jieba's own
+    ``ChineseAnalyzer`` ignores; that is why phrase queries work here.
+    """
 
     def __call__(
         self,
@@ -424,19 +428,13 @@ def han_bigrams(text: str) -> list[str]:
     return grams
 
 
-class BigramTokenizer(Tokenizer):  # type: ignore[misc]
+class BigramTokenizer(_StatelessTokenizer):
     """Character bigrams of the Han text, for a second, segmentation-free view of it.
 
     Word matching depends on jieba splitting the query and the text alike;
     bigrams do not, so combining both ranks passages whose wording the
     segmenter cut differently (发球权 / 发球的权力).
     """
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
 
     def __call__(
         self,

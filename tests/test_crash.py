@@ -30,8 +30,7 @@ from whoosh import index as whoosh_index
 
 from indexer import Searcher, build_index
 
-from .live_server import serve
-from .test_e2e import free_port
+from .live_server import free_port, serve
 
 pytestmark = pytest.mark.slow
 
