@@ -277,6 +277,27 @@ def cli() -> None:
     """
 
 
+def _write(
+    write: Callable[..., BuildStats],
+    label: str,
+    paths: tuple[str, ...],
+    index_dir: Path,
+    options: ReadOptions,
+    strict: bool,
+    quiet: bool,
+) -> None:
+    """Run ``build_index`` or ``add_documents`` with a progress bar, report, and exit 1 on a strict skip."""
+    failure: StrictError | None = None
+    with _errors(), _progress(paths, options, quiet, label) as progress:
+        try:
+            stats = write(paths, index_dir, progress=progress, options=options, strict=strict)
+        except StrictError as exc:
+            stats, failure = exc.stats, exc
+    _report(stats, quiet)
+    if failure is not None:
+        raise click.ClickException(str(failure))
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @index_option
@@ -305,16 +326,7 @@ def build(
       zhsearch build export.csv --field title=headline --field body=content
       zhsearch build site/ --include '*.md' --exclude 'drafts/**' --strict
     """
-    options = _read_options(fields, include, exclude, json_key)
-    failure: StrictError | None = None
-    with _errors(), _progress(paths, options, quiet, "indexing") as progress:
-        try:
-            stats = build_index(paths, index_dir, progress=progress, options=options, strict=strict)
-        except StrictError as exc:
-            stats, failure = exc.stats, exc
-    _report(stats, quiet)
-    if failure is not None:
-        raise click.ClickException(str(failure))
+    _write(build_index, "indexing", paths, index_dir, _read_options(fields, include, exclude, json_key), strict, quiet)
 
 
 @cli.command()
@@ -340,16 +352,7 @@ def add(
     Example:
       zhsearch add new-posts/
     """
-    options = _read_options(fields, include, exclude, json_key)
-    failure: StrictError | None = None
-    with _errors(), _progress(paths, options, quiet, "adding") as progress:
-        try:
-            stats = add_documents(paths, index_dir, progress=progress, options=options, strict=strict)
-        except StrictError as exc:
-            stats, failure = exc.stats, exc
-    _report(stats, quiet)
-    if failure is not None:
-        raise click.ClickException(str(failure))
+    _write(add_documents, "adding", paths, index_dir, _read_options(fields, include, exclude, json_key), strict, quiet)
 
 
 @cli.command()
