@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import gc
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -298,6 +300,21 @@ class _DeadlineCollector(TimeLimitCollector):  # type: ignore[misc]
 
     def finish(self) -> None:
         self.child.finish()
+
+
+def _open_searcher(ix: Any) -> WhooshSearcher:
+    """A new searcher on the index's latest commit.
+
+    When a commit deletes segment files while Whoosh opens them, Whoosh
+    retries with the newer table of contents but drops the readers of the
+    failed try without closing their files. Collecting them here closes those
+    files at once instead of whenever the garbage collector runs.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        searcher = ix.searcher(weighting=WEIGHTING)
+        gc.collect()
+    return searcher
 
 
 def _top_counts(groups: dict[Any, int]) -> list[tuple[str, int]]:
@@ -573,7 +590,7 @@ class WhooshStore:
                 self._read_meta(gen)
                 old_searcher, old_ix = self._searcher, self._ix
                 ix = whoosh_index.open_dir(str(gen))
-                self._searcher = ix.searcher(weighting=WEIGHTING)
+                self._searcher = _open_searcher(ix)
                 self._ix, self._gen = ix, gen
                 if old_searcher is not None:
                     old_searcher.close()
@@ -583,7 +600,7 @@ class WhooshStore:
                 # Not Searcher.refresh(): it reuses segment readers and so
                 # misses deletions committed to an existing segment.
                 old_searcher = self._searcher
-                self._searcher = self._ix.searcher(weighting=WEIGHTING)
+                self._searcher = _open_searcher(self._ix)
                 old_searcher.close()
             return self._searcher
 
