@@ -17,13 +17,13 @@ from .analysis import init_jieba, query_terms
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
-from .plan import add_filters, expand_synonyms, highlight_terms, proximity_pairs, rerank_by_proximity
+from .plan import Proximity, add_filters, expand_synonyms, highlight_terms, proximity, rerank_by_proximity
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
-from .store import FACETS, SORTS, IndexInfo, IndexStore, SearchRequest, open_store
+from .store import FACETS, SORTS, IndexInfo, IndexStore, RawPage, SearchRequest, open_store
 from .vocabulary import Synonyms
 
 MAX_PAGE_SIZE = 100
-# How many of the best hits of a question are reordered by word proximity.
+# How many of the best hits are reordered by word proximity.
 RERANK_DEPTH = 50
 
 
@@ -178,23 +178,16 @@ class Searcher:
             facets=FACETS if facets else (),
             time_limit=time_limit,
         )
-        # Questions are ranked in two steps: the store's best RERANK_DEPTH hits,
-        # then reordered by word proximity (see plan.rerank_by_proximity).
-        rerank = sort == "relevance" and page * size <= RERANK_DEPTH
-        if rerank:
-            request = replace(request, page=1, size=RERANK_DEPTH)
-        raw = self.store.search(request) if expanded is not None else None
-        pairs = proximity_pairs(expanded)
-        relaxed = False
+        # Ranking has two steps when the query has words that may sit side by
+        # side: the store's best RERANK_DEPTH hits are reordered by word
+        # proximity (see plan.rerank_by_proximity). Boosts only raise scores,
+        # so the reordered block still ranks above every hit after it.
+        raw, relaxed = self._ranked(request, proximity(expanded)), False
         if raw is not None and raw.total == 0 and is_free_text(tree):
             # Nothing has every word: rank what has some of them rather than show nothing.
             loose = expand_synonyms(relax(tree), self.synonyms)
-            raw = self.store.search(replace(request, query=loose))
-            pairs = proximity_pairs(loose)
-            relaxed = raw.total > 0
-        if raw is not None and rerank:
-            ranked = rerank_by_proximity(raw.hits, pairs)
-            raw = replace(raw, hits=ranked[(page - 1) * size : page * size])
+            raw = self._ranked(replace(request, query=loose), proximity(loose))
+            relaxed = raw is not None and raw.total > 0
         terms = highlight_terms(expanded)
         hits = [
             Hit(
@@ -224,6 +217,18 @@ class Searcher:
             terms=understood,
             relaxed=relaxed,
         )
+
+    def _ranked(self, request: SearchRequest, near: Proximity) -> RawPage | None:
+        """One page of raw hits, reranked when ``near`` has word pairs or runs to look for."""
+        if request.query is None:
+            return None
+        page, size = request.page, request.size
+        if not near or request.sort != "relevance" or (page - 1) * size >= RERANK_DEPTH:
+            return self.store.search(request)
+        end = page * size
+        raw = self.store.search(replace(request, page=1, size=max(end, RERANK_DEPTH)))
+        ranked = rerank_by_proximity(raw.hits[:RERANK_DEPTH], near) + raw.hits[RERANK_DEPTH:]
+        return replace(raw, hits=ranked[(page - 1) * size : end])
 
     def get(self, doc_id: str) -> Article | None:
         """The stored document with this id, or None."""

@@ -32,14 +32,15 @@ import sys
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from whoosh import index as whoosh_index
-from whoosh import scoring, sorting
-from whoosh.collectors import FacetCollector, SortingCollector, TimeLimit, TimeLimitCollector, TopCollector
+from whoosh import sorting
+from whoosh.collectors import SortingCollector, TimeLimit, TimeLimitCollector, TopCollector, WrappingCollector
 from whoosh.index import LockError
 from whoosh.searching import Searcher as WhooshSearcher
 
@@ -64,6 +65,7 @@ from .schema import (
 )
 from .store import IndexInfo, RawHit, RawPage, SearchRequest
 from .whoosh_query import compile_request_query
+from .whoosh_scoring import CachedBM25F
 
 CURRENT = "CURRENT"
 META_FILE = "zhsearch.json"
@@ -82,18 +84,16 @@ LOCK_POLL_S = 0.1
 WRITER_LIMIT_MB = 256
 FORMAT_NAME = "zhsearch-index"
 # BM25F with the usual constants; the title field carries its own boost (schema.TITLE_BOOST).
-WEIGHTING = scoring.BM25F(B=0.75, K1=1.2)
-USE_BLOCK_QUALITY = True
+WEIGHTING = CachedBM25F(B=0.75, K1=1.2)
 
 REBUILD_HINT = "rebuild it with `zhsearch build PATH...`"
 MAX_FACET_VALUES = 20
 # Processes a full build uses; defaults to the number of CPUs.
 BUILD_PROCS_ENV = "ZHSEARCH_BUILD_PROCS"
-_FACETS = {
-    SOURCE: sorting.FieldFacet(SOURCE),
-    # A document has several tags, so it is counted under each.
-    "tags": sorting.FieldFacet(TAGS, allow_overlap=True),
-}
+# Facet name -> indexed field (a document has several tags, counted under each).
+_FACET_FIELDS = {SOURCE: SOURCE, "tags": TAGS}
+# Where a searcher keeps each document's facet values once read.
+_FACET_CACHE_ATTR = "_zhsearch_facet_values"
 
 
 def _now() -> datetime:
@@ -317,9 +317,44 @@ def _open_searcher(ix: Any) -> WhooshSearcher:
     return searcher
 
 
-def _top_counts(groups: dict[Any, int]) -> list[tuple[str, int]]:
-    items = [(str(k), int(v)) for k, v in groups.items() if k not in (None, "")]
-    items.sort(key=lambda kv: (-kv[1], kv[0]))
+class _MatchedDocs(WrappingCollector):  # type: ignore[misc]
+    """Records the number of every document collected, for counting facets."""
+
+    def __init__(self, child: Any) -> None:
+        super().__init__(child)
+        self.docnums: list[int] = []
+
+    def collect(self, sub_docnum: int) -> Any:
+        self.docnums.append(self.offset + sub_docnum)
+        return self.child.collect(sub_docnum)
+
+
+def _facet_values(searcher: WhooshSearcher, field: str) -> list[tuple[str, ...]]:
+    """Each document's values of ``field``, read from the index once per searcher.
+
+    Whoosh's facets rebuild this from the postings for every query, which
+    cost a third of a simple search.
+    """
+    cache: dict[str, list[tuple[str, ...]]] = searcher.__dict__.setdefault(_FACET_CACHE_ATTR, {})
+    values = cache.get(field)
+    if values is None:
+        reader = searcher.reader()
+        values = [()] * reader.doc_count_all()
+        # Documents with the same values share one tuple: a large index has few distinct ones.
+        shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for term in reader.lexicon(field):
+            text = term.decode("utf-8") if isinstance(term, bytes) else str(term)
+            for docnum in reader.postings(field, term).all_ids():
+                combined = (*values[docnum], text)
+                values[docnum] = shared.setdefault(combined, combined)
+        cache[field] = values
+    return values
+
+
+def _facet_counts(searcher: WhooshSearcher, field: str, docnums: list[int]) -> list[tuple[str, int]]:
+    values = _facet_values(searcher, field)
+    counts = Counter(value for docnum in docnums for value in values[docnum] if value)
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return items[:MAX_FACET_VALUES]
 
 
@@ -617,10 +652,14 @@ class WhooshStore:
             # replace=0: Whoosh's matcher replacement drops matching documents
             # from unions with phrases and from AND NOT (seen in Whoosh 2.7.4
             # and whoosh3 alike; tests/test_whoosh_topk.py keeps it honest).
-            collector = TopCollector(limit=limit, usequality=USE_BLOCK_QUALITY, replace=0)
-        facets = {name: _FACETS[name] for name in request.facets if name in _FACETS}
-        if facets:
-            collector = FacetCollector(collector, facets, maptype=sorting.Count)
+            # usequality=False: skipping low-scoring blocks leaves the total
+            # uncounted, and Whoosh then runs the whole query a second time to
+            # count it, which costs more than the skipping saves.
+            collector = TopCollector(limit=limit, usequality=False, replace=0)
+        facets = [name for name in request.facets if name in _FACET_FIELDS]
+        matched = _MatchedDocs(collector) if facets else None
+        if matched is not None:
+            collector = matched
         partial = False
         if request.time_limit:
             collector = _DeadlineCollector(collector, timelimit=request.time_limit)
@@ -631,7 +670,7 @@ class WhooshStore:
         results = collector.results()
         start = (request.page - 1) * request.size
         hits = [RawHit(_article(hit.fields()), float(hit.score or 0.0)) for hit in results[start:limit]]
-        counts = {name: _top_counts(results.groups(name)) for name in facets}
+        counts = {name: _facet_counts(searcher, _FACET_FIELDS[name], matched.docnums) for name in facets if matched}
         return RawPage(total=len(results), hits=hits, facets=counts, partial=partial)
 
     def get(self, doc_id: str) -> Article | None:

@@ -12,18 +12,12 @@ from .plan import plan_text
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from .schema import CONTENT, CONTENT_BI, DATE, TITLE
 
-# An exact run of the typed words scores on top of the words themselves.
-PHRASE_BOOST = 2.0
-# For questions, adjacent pairs of words matching in order add a little.
-PAIR_BOOST = 0.0
 # Weight of the dictionary words inside a long query word, for questions.
 SUBWORD_BOOST = 0.3
 # Weight of the character-bigram view of the text, for questions.
 BIGRAM_BOOST = 0.5
 # Extra weight of question words found in the title.
 TITLE_BOOST = 0.6
-# Longer runs are questions, where the full phrase almost never occurs.
-MAX_PHRASE_TERMS = 6
 # ``title:`` searches the title; plain words and ``body:`` search title and body together.
 FIELD_FOR = {None: CONTENT, "title": TITLE, "body": CONTENT}
 BIGRAM_FIELD_FOR = {CONTENT: CONTENT_BI}
@@ -47,10 +41,8 @@ def compile_text(node: Text) -> Any | None:
         return _term(field, plan.terms[0])
     terms = [_term(field, t) for t in plan.content]
     if plan.all_required:
-        core = wq.And(terms) if len(terms) > 1 else terms[0]
-        if len(plan.terms) > MAX_PHRASE_TERMS:
-            return core
-        return wq.AndMaybe(core, wq.Phrase(field, list(plan.terms), boost=PHRASE_BOOST))
+        # The words typed side by side rank higher: see plan.rerank_by_proximity.
+        return wq.And(terms) if len(terms) > 1 else terms[0]
     # A question: any word may match and BM25 ranks by how many (and how rare).
     # The words inside a long query word (学术研究 → 学术, 研究) and the
     # character bigrams count a little too, which helps where the text was
@@ -65,15 +57,8 @@ def compile_text(node: Text) -> Any | None:
     if BIGRAM_BOOST > 0 and bigram_field:
         grams = dict.fromkeys(g for t in plan.content for g in han_bigrams(t))
         extra += [wq.Term(bigram_field, g, boost=BIGRAM_BOOST) for g in grams]
-    core = wq.Or(terms + extra)
-    pairs = [
-        wq.Phrase(field, [a, b], boost=PAIR_BOOST)
-        for a, b in zip(plan.terms, plan.terms[1:], strict=False)
-        if a in plan.content and b in plan.content
-    ]
-    if not pairs or PAIR_BOOST <= 0:
-        return core
-    return wq.AndMaybe(core, wq.Or(pairs))
+    # Word order counts afterwards: see plan.rerank_by_proximity.
+    return wq.Or(terms + extra)
 
 
 def compile_node(node: Node | None) -> Any | None:
