@@ -40,6 +40,7 @@ it was built with.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -271,12 +272,34 @@ def normalize(text: str) -> str:
     change the length, such as the ligature "ﬁ", is not applied), so every
     offset into the result is also an offset into ``text``.
     """
-    global _FOLD_TABLE
     if text.isascii():
         return text.lower()
+    return text.translate(_fold_table())
+
+
+def _fold_table() -> dict[int, str]:
+    global _FOLD_TABLE
     if _FOLD_TABLE is None:
         _FOLD_TABLE = _build_fold_table()
-    return text.translate(_FOLD_TABLE)
+    return _FOLD_TABLE
+
+
+@functools.lru_cache(maxsize=1024)
+def folded_pattern(folded: str) -> re.Pattern[str]:
+    """A pattern that finds ``folded`` (folded text) in text as written, whatever its width, case or script.
+
+    Folding a whole document to look for a few words costs far more than
+    searching it for every way of writing them: 經濟 and 经济 alike for 经济.
+    """
+    variants: dict[str, list[str]] = {}
+    for cp, target in _fold_table().items():
+        if target in folded:
+            variants.setdefault(target, []).append(chr(cp))
+    parts = []
+    for ch in folded:
+        chars = [ch, *variants.get(ch, [])]
+        parts.append(re.escape(ch) if len(chars) == 1 else "[" + "".join(re.escape(c) for c in chars) + "]")
+    return re.compile("".join(parts))
 
 
 def _identifier_parts(ident: str, start: int) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int, int]]]:

@@ -1,11 +1,11 @@
 """Highlighting: find query terms in stored text and wrap them in ``<mark>``.
 
 Whoosh's highlighter re-segments every stored article for every hit, which
-costs more than the search itself on long Chinese articles. Here the text is
-only *normalised* (full-width → half-width, lowercase), which keeps every
-character at its offset, and each query term is located with ``str.find``.
-The matches land on exactly the characters the user typed, in the original
-text, and everything outside ``<mark>`` is HTML-escaped.
+costs more than the search itself on long Chinese articles. Here each query
+term (already folded: half-width, lowercase, simplified) is located with a
+regular expression that matches every way of writing it, so the text itself
+is neither segmented nor folded. The matches land on the characters as
+written, and everything outside ``<mark>`` is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import html
 import re
 from collections.abc import Iterable
 
-from .analysis import STOP_WORDS, normalize
+from .analysis import STOP_WORDS, folded_pattern, normalize
 
 SNIPPET_CHARS = 160
 # How much context to show before the first match of the chosen passage.
@@ -27,6 +27,7 @@ Span = tuple[int, int]
 
 
 def _kind(ch: str) -> str:
+    ch = normalize(ch)
     if ch.isascii() and ch.isalpha():
         return "a"
     if ch.isascii() and ch.isdigit():
@@ -49,17 +50,18 @@ def find_spans(text: str, terms: Iterable[str]) -> list[Span]:
     Longer terms win over the shorter terms they contain, so the whole
     identifier or word is marked.
     """
-    norm = normalize(text)
     found: list[Span] = []
     for term in {t for t in terms if t and t not in STOP_WORDS}:
-        start = norm.find(term)
         count = 0
-        while start != -1 and count < MAX_MATCHES_PER_TERM:
-            end = start + len(term)
-            if _at_boundary(norm, start, end):
+        # Only an English word or number can run on into its neighbours.
+        bounded = bool(_kind(term[0]) or _kind(term[-1]))
+        for match in folded_pattern(term).finditer(text):
+            start, end = match.span()
+            if not bounded or _at_boundary(text, start, end):
                 found.append((start, end))
                 count += 1
-            start = norm.find(term, start + 1)
+                if count >= MAX_MATCHES_PER_TERM:
+                    break
     found.sort(key=lambda s: (s[0], -(s[1] - s[0])))
     spans: list[Span] = []
     for start, end in found:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .analysis import QUESTION_WORDS, STOP_WORDS, identifier_pieces, normalize, query_terms
+from .analysis import QUESTION_WORDS, STOP_WORDS, folded_pattern, identifier_pieces, query_terms
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
 from .store import RawHit
 from .vocabulary import Synonyms
@@ -61,6 +61,29 @@ def plan_text(text: str, relaxed: bool = False) -> TextPlan:
     loose = relaxed or (len(content) > 1 and is_question(text, terms))
     need = 1 if loose else min_should_match(len(content))
     return TextPlan(terms=terms, content=content, min_match=need)
+
+
+def only_stop_words(node: Node) -> bool:
+    """True for a typed chunk made of stop words alone (如何在, 的)."""
+    if not isinstance(node, Text):
+        return False
+    terms = query_terms(node.text)
+    return bool(terms) and all(t in STOP_WORDS for t in terms)
+
+
+def drop_stop_chunks(node: Node | None) -> Node | None:
+    """Leave out the chunks of stop words alone when the other chunks have words that count.
+
+    Such a chunk (如何在 in 如何在 Ubuntu 上安装 Docker) says nothing about the
+    documents wanted, yet nearly every document contains it: requiring it
+    costs time and ranks nothing. A query of stop words alone keeps them.
+    """
+    if not isinstance(node, And):
+        return node
+    kept = tuple(c for c in node.children if not only_stop_words(c))
+    if not any(isinstance(c, Text | Phrase) for c in kept):
+        return node
+    return kept[0] if len(kept) == 1 else And(kept)
 
 
 def expand_synonyms(node: Node | None, synonyms: Synonyms | None) -> Node | None:
@@ -217,10 +240,10 @@ def rerank_by_proximity(hits: list[RawHit], near: Proximity) -> list[RawHit]:
         return hits
 
     def share(found: tuple[str, ...], text: str) -> float:
-        return sum(1 for p in found if p in text) / len(found) if found else 0.0
+        return sum(1 for p in found if folded_pattern(p).search(text)) / len(found) if found else 0.0
 
     def boosted(hit: RawHit) -> float:
-        text = normalize(f"{hit.doc.title}\n{hit.doc.body}")
+        text = f"{hit.doc.title}\n{hit.doc.body}"
         bonus = PROXIMITY_WEIGHT * share(near.pairs, text) + EXACT_RUN_WEIGHT * share(near.runs, text)
         return hit.score * (1 + bonus)
 

@@ -17,7 +17,15 @@ from .analysis import init_jieba, query_terms
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
-from .plan import Proximity, add_filters, expand_synonyms, highlight_terms, proximity, rerank_by_proximity
+from .plan import (
+    Proximity,
+    add_filters,
+    drop_stop_chunks,
+    expand_synonyms,
+    highlight_terms,
+    proximity,
+    rerank_by_proximity,
+)
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
 from .store import FACETS, SORTS, IndexInfo, IndexStore, RawPage, SearchRequest, open_store
 from .vocabulary import Synonyms
@@ -165,7 +173,7 @@ class Searcher:
         if not q and not has_filters:
             raise QueryError("the query is empty")
         started = time.perf_counter()
-        tree = add_filters(parse_query(q), source_list, tag_list, date_from, date_to)
+        tree = add_filters(drop_stop_chunks(parse_query(q)), source_list, tag_list, date_from, date_to)
         if not has_positive_text(tree) and sort == "relevance":
             # Nothing to rank by (only filters): newest first is the useful order.
             sort = "date"
