@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.analysis import ChineseTokenizer, iter_terms, normalize, query_terms
+from indexer.analysis import ChineseTokenizer, folded_pattern, iter_terms, normalize, query_terms, spelling_pieces
 
 
 def index_tokens(text: str) -> list[tuple[str, int, int, int]]:
@@ -101,3 +101,28 @@ def test_tokens_of_an_identifier_are_in_position_order() -> None:
 def test_tokenize_false_returns_the_whole_value() -> None:
     tokens = list(ChineseTokenizer()("Ab 中文", tokenize=False))
     assert [t.text for t in tokens] == ["ab 中文"]
+
+
+@pytest.mark.parametrize(
+    ("folded", "text", "found"),
+    [
+        ("经济发展", "台灣經濟發展很快", "經濟發展"),
+        ("ai模型", "新的ＡＩ模型", "ＡＩ模型"),
+        ("python", "学 Python 3", "Python"),
+        ("混合专家", "混合 专家", None),
+        ("c++", "C++ 与 c#", "C++"),
+    ],
+)
+def test_folded_pattern_finds_every_way_of_writing(folded: str, text: str, found: str | None) -> None:
+    match = folded_pattern(folded).search(text)
+    assert (match.group() if match else None) == found
+    if match:
+        assert normalize(match.group()) == folded
+
+
+@pytest.mark.parametrize(
+    ("term", "pieces"),
+    [("python3", ["python", "3"]), ("gpt-4o", ["gpt", "4", "o"]), ("4.4", []), ("2.7.4", []), ("大模型", [])],
+)
+def test_other_spellings_of_an_identifier_but_not_of_a_number(term: str, pieces: list[str]) -> None:
+    assert spelling_pieces(term) == pieces

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from indexer.plan import drop_stop_chunks
 from indexer.query import And, DateRange, Filter, Not, Or, Phrase, Text, parse_date_range, parse_query
 
 
@@ -70,3 +71,19 @@ def test_bad_dates_are_text(value: str) -> None:
 )
 def test_malformed_syntax_degrades_to_text(q: str, tree: object) -> None:
     assert parse_query(q) == tree
+
+
+@pytest.mark.parametrize(
+    ("q", "tree"),
+    [
+        ("如何在 Ubuntu 上安装 Docker", And((Text("Ubuntu"), Text("上安装"), Text("Docker")))),
+        ("如何在 Docker", Text("Docker")),
+        ('怎么 "混合专家"', Phrase("混合专家")),
+        # Stop words alone are still searched; so is a chunk beside only an exclusion.
+        ("如何在", Text("如何在")),
+        ("的 了", And((Text("的"), Text("了")))),
+        ("如何在 -Docker", And((Text("如何在"), Not(Text("Docker"))))),
+    ],
+)
+def test_chunks_of_stop_words_alone_are_left_out(q: str, tree: object) -> None:
+    assert drop_stop_chunks(parse_query(q)) == tree

@@ -1,0 +1,95 @@
+"""zhsearch's shortcuts around Whoosh give exactly what Whoosh itself would.
+
+The Whoosh backend computes BM25 length norms once per open index, counts
+facets from values it reads once per open index, and counts the total in the
+same pass as the ranking. Each is compared here with Whoosh's own way on a
+real index.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+
+import pytest
+from whoosh import scoring, sorting
+from whoosh.collectors import FacetCollector, UnlimitedCollector
+from whoosh.searching import Searcher as WhooshSearcher
+
+from indexer import Searcher, build_index
+from indexer.query import parse_query
+from indexer.store import FACETS, SearchRequest
+from indexer.whoosh_query import compile_request_query
+
+WORDS = "研究 发展 语言 中国 政府 经济 学术 地区 历史 文化 技术 模型 数据 系统 网络 安全 开源 社区 标准 市场".split()
+SOURCES = ["新闻网", "技术博客", "学报", "论坛", ""]
+TAGS = ["经济", "技术", "历史", "开源", "安全", "文化"]
+QUERIES = ["研究", "语言 经济", "技术 -安全", "学术研究对地区经济发展的影响是什么", '"开源 社区" OR 标准']
+
+
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
+    rnd = random.Random(11)
+    root = tmp_path_factory.mktemp("fast")
+    src = root / "docs.jsonl"
+    with open(src, "w", encoding="utf-8") as f:
+        for i in range(400):
+            record = {
+                "id": f"d{i}",
+                "title": "".join(rnd.sample(WORDS, 2)),
+                "body": "，".join("".join(rnd.sample(WORDS, 3)) for _ in range(rnd.randint(2, 25))),
+                "source": rnd.choice(SOURCES),
+                "tags": rnd.sample(TAGS, rnd.randint(0, 3)),
+            }
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    build_index([src], root / "index")
+    s = Searcher(root / "index")
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("q", QUERIES)
+def test_scores_equal_whoosh_bm25f(searcher: Searcher, q: str) -> None:
+    store = searcher.store
+    page = store.search(SearchRequest(query=parse_query(q), page=1, size=400))
+    ours = store._get_searcher()  # type: ignore[attr-defined]
+    plain = WhooshSearcher(ours.reader(), weighting=scoring.BM25F(B=0.75, K1=1.2), closereader=False)
+    try:
+        full = plain.search(compile_request_query(parse_query(q)), limit=None)
+        expected = {hit["id"]: hit.score for hit in full}
+    finally:
+        plain.close()
+    got = {hit.doc.id: hit.score for hit in page.hits}
+    assert got.keys() == expected.keys() and got
+    assert all(got[k] == pytest.approx(expected[k], rel=1e-12) for k in got)
+    assert page.total == len(expected)
+
+
+@pytest.mark.parametrize("q", QUERIES)
+def test_facet_counts_equal_whoosh_facets(searcher: Searcher, q: str) -> None:
+    store = searcher.store
+    page = store.search(SearchRequest(query=parse_query(q), page=1, size=10, facets=FACETS))
+    ours = store._get_searcher()  # type: ignore[attr-defined]
+    facets = {
+        "source": sorting.FieldFacet("source"),
+        "tags": sorting.FieldFacet("tags", allow_overlap=True),
+    }
+    collector = FacetCollector(UnlimitedCollector(), facets, maptype=sorting.Count)
+    ours.search_with_collector(compile_request_query(parse_query(q)), collector)
+    results = collector.results()
+    for name in ("source", "tags"):
+        counts = [(str(k), v) for k, v in results.groups(name).items() if k not in (None, "")]
+        expected = sorted(counts, key=lambda kv: (-kv[1], kv[0]))[:20]
+        assert page.facets[name] == expected
+    assert sum(n for _, n in page.facets["source"]) <= page.total
+
+
+@pytest.mark.parametrize("q", ["学术研究对地区经济发展的影响是什么", "语言经济"])
+def test_pages_follow_one_ranking(searcher: Searcher, q: str) -> None:
+    # The best 50 hits are reordered by word proximity; pages before, across
+    # and after that block must still read as one list.
+    whole = [h.id for h in searcher.search(q, page=1, size=80).hits]
+    paged = [h.id for n in range(1, 9) for h in searcher.search(q, page=n, size=10).hits]
+    assert len(whole) == 80
+    assert paged == whole
