@@ -11,6 +11,7 @@ from .analysis import han_bigrams, spelling_pieces, subwords
 from .plan import plan_text
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from .schema import CONTENT, CONTENT_BI, DATE, TITLE
+from .whoosh_scoring import AnyTerm
 
 # Weight of the dictionary words inside a long query word, for questions.
 SUBWORD_BOOST = 0.3
@@ -58,7 +59,7 @@ def compile_text(node: Text) -> Any | None:
         grams = dict.fromkeys(g for t in plan.content for g in han_bigrams(t))
         extra += [wq.Term(bigram_field, g, boost=BIGRAM_BOOST) for g in grams]
     # Word order counts afterwards: see plan.rerank_by_proximity.
-    return wq.Or(terms + extra)
+    return AnyTerm(terms + extra)
 
 
 def compile_node(node: Node | None) -> Any | None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
+from whoosh import query as wq
 from whoosh import scoring
+from whoosh.matching import ListMatcher, NullMatcher, UnionMatcher, WrappingMatcher
 
 # Where the normalisations of one leaf searcher live (one array per field and parameters).
 _CACHE_ATTR = "_zhsearch_length_norms"
@@ -50,3 +52,72 @@ class _CachedBM25FScorer(scoring.BM25FScorer):  # type: ignore[misc]
             length = self.dfl(docnum)
             norm = self._norms[docnum] = self.K1 * ((1 - self.B) + self.B * length / self.avgfl)
         return float(self.idf * ((weight * self._k1_plus_1) / (weight + norm)))
+
+
+class AnyTerm(wq.Or):  # type: ignore[misc]
+    """An OR of terms, scored a term at a time: what a question runs.
+
+    A question matches any of its words, so it reads most of the index;
+    Whoosh's union matchers make several method calls per posting and per
+    word. This query reads each word's postings a block at a time and adds up
+    the same BM25 scores in one loop, then hands Whoosh the finished list.
+    Anything other than a plain term, and any weighting other than
+    ``CachedBM25F``, goes through Whoosh's own OR.
+    """
+
+    def _matcher(self, subs: list[Any], searcher: Any, context: Any) -> Any:
+        weighting = context.weighting if context is not None else searcher.weighting
+        terms = [q for q in subs if type(q) is wq.Term]
+        others = [q for q in subs if type(q) is not wq.Term]
+        if not terms or not isinstance(weighting, CachedBM25F) or not searcher.is_atomic():
+            return super()._matcher(subs, searcher, context)
+        scores: dict[int, float] = {}
+        for q in terms:
+            if not _add_term_scores(scores, q, searcher, weighting):
+                return super()._matcher(subs, searcher, context)
+        ids = sorted(scores)
+        m: Any = ListMatcher(ids, weights=[scores[d] for d in ids]) if ids else NullMatcher()
+        if others:
+            m = UnionMatcher(m, wq.Or(others).matcher(searcher, context))
+        if self.boost != 1.0:
+            m = WrappingMatcher(m, boost=self.boost)
+        return m
+
+
+def _add_term_scores(scores: dict[int, float], q: Any, searcher: Any, weighting: CachedBM25F) -> bool:
+    """Add ``q``'s scores per document to ``scores``; False when the postings are not Whoosh 3 blocks."""
+    field = searcher.schema[q.fieldname] if q.fieldname in searcher.schema else None
+    if field is None or not field.scorable:
+        return field is None
+    try:
+        text = field.to_bytes(q.text)
+    except ValueError:
+        return True
+    reader = searcher.reader()
+    if (q.fieldname, text) not in reader:
+        return True
+    scorer = weighting.scorer(searcher, q.fieldname, text)
+    postings = reader.postings(q.fieldname, text)
+    deleted = reader.deleted_docs_set
+    if deleted:
+        postings = postings.child
+    if not isinstance(scorer, _CachedBM25FScorer) or not hasattr(postings, "_read_ids"):
+        return False
+    idf, k1_plus_1, norms = scorer.idf, scorer._k1_plus_1, scorer._norms
+    K1, B, avgfl, dfl = scorer.K1, scorer.B, scorer.avgfl, scorer.dfl
+    boost = q.boost
+    get = scores.get
+    # Whoosh 3's block reader, a block at a time (zhsearch pins the version).
+    while postings.is_active():
+        postings._read_ids()
+        postings._read_weights()
+        for docnum, weight in zip(postings._ids, postings._weights, strict=True):
+            if deleted and docnum in deleted:
+                continue
+            norm = norms[docnum]
+            if norm < 0:
+                norm = norms[docnum] = K1 * ((1 - B) + B * dfl(docnum) / avgfl)
+            score = idf * ((weight * k1_plus_1) / (weight + norm))
+            scores[docnum] = get(docnum, 0.0) + (score * boost if boost != 1.0 else score)
+        postings._next_block()
+    return True
