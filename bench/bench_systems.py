@@ -88,11 +88,11 @@ class Zhsearch:
 
     def search_ids(self, q: str, k: int) -> list[str]:
         """What ``Searcher.search`` does up to the store's raw page (parse, synonyms, rank), without highlighting."""
-        from indexer.plan import expand_synonyms
+        from indexer.plan import drop_stop_chunks, expand_synonyms
         from indexer.query import has_positive_text, parse_query
         from indexer.store import SearchRequest
 
-        tree = parse_query(" ".join(q.split()))
+        tree = drop_stop_chunks(parse_query(" ".join(q.split())))
         expanded = expand_synonyms(tree, self._searcher.synonyms)
         if expanded is None:
             return []

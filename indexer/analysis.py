@@ -508,17 +508,6 @@ def identifier_pieces(term: str) -> list[str]:
     return pieces if len(pieces) > 1 else []
 
 
-def spelling_pieces(term: str) -> list[str]:
-    """The pieces a query identifier may also be written as (``python3`` → python, 3); [] for a number.
-
-    ``Python 3`` is another spelling of ``Python3``, but ``4 4`` is not one of
-    ``4.4``: the pieces of a number alone would match any two numbers side by
-    side, and looking for them costs more than the whole search.
-    """
-    pieces = identifier_pieces(term)
-    return pieces if any(not p.isdigit() for p in pieces) else []
-
-
 def query_terms(text: str) -> list[str]:
     """Segment a query string the way the index is queried (precise mode, whole identifiers)."""
     return [term for term, _, _, _ in iter_terms(text, "query")]

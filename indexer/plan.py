@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .analysis import QUESTION_WORDS, STOP_WORDS, folded_pattern, query_terms, spelling_pieces
+from .analysis import QUESTION_WORDS, STOP_WORDS, folded_pattern, identifier_pieces, query_terms
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
 from .store import RawHit
 from .vocabulary import Synonyms
@@ -177,7 +177,7 @@ def highlight_terms(node: Node | None) -> frozenset[str]:
         for term in query_terms(item.text):
             if term not in STOP_WORDS:
                 found.add(term)
-                found.update(spelling_pieces(term))
+                found.update(identifier_pieces(term))
     return frozenset(found)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from whoosh import query as wq
 
-from .analysis import han_bigrams, spelling_pieces, subwords
+from .analysis import han_bigrams, identifier_pieces, subwords
 from .plan import plan_text
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from .schema import CONTENT, CONTENT_BI, DATE, TITLE
@@ -25,7 +25,7 @@ BIGRAM_FIELD_FOR = {CONTENT: CONTENT_BI}
 
 
 def _term(field: str, text: str, boost: float = 1.0) -> Any:
-    pieces = spelling_pieces(text)
+    pieces = identifier_pieces(text)
     if pieces:
         # Python3 also finds "Python 3": the pieces sit at successive positions.
         return wq.Or([wq.Term(field, text, boost=boost), wq.Phrase(field, pieces, boost=boost)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.analysis import ChineseTokenizer, folded_pattern, iter_terms, normalize, query_terms, spelling_pieces
+from indexer.analysis import ChineseTokenizer, folded_pattern, iter_terms, normalize, query_terms
 
 
 def index_tokens(text: str) -> list[tuple[str, int, int, int]]:
@@ -118,11 +118,3 @@ def test_folded_pattern_finds_every_way_of_writing(folded: str, text: str, found
     assert (match.group() if match else None) == found
     if match:
         assert normalize(match.group()) == folded
-
-
-@pytest.mark.parametrize(
-    ("term", "pieces"),
-    [("python3", ["python", "3"]), ("gpt-4o", ["gpt", "4", "o"]), ("4.4", []), ("2.7.4", []), ("大模型", [])],
-)
-def test_other_spellings_of_an_identifier_but_not_of_a_number(term: str, pieces: list[str]) -> None:
-    assert spelling_pieces(term) == pieces

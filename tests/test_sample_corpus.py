@@ -38,6 +38,13 @@ def test_corpus_golden(corpus_searcher: Searcher, query: str, top_id: str) -> No
     assert hits and hits[0].id == top_id
 
 
+def test_a_version_finds_its_patch_releases(corpus_searcher: Searcher) -> None:
+    # The article writes 5.6.0 and 5.6.1; the pieces of 5.6, side by side, find them with every word.
+    page = corpus_searcher.search("xz 5.6")
+    assert not page.relaxed
+    assert [h.id for h in page.hits] == ["xz-backdoor-postmortem"]
+
+
 def test_moe_query_highlights(corpus_searcher: Searcher) -> None:
     page = corpus_searcher.search("混合专家")
     assert page.total >= 3
