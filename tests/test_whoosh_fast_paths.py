@@ -8,8 +8,6 @@ real index.
 
 from __future__ import annotations
 
-import json
-import random
 from collections.abc import Iterator
 
 import pytest
@@ -22,27 +20,14 @@ from indexer.query import parse_query
 from indexer.store import FACETS, SearchRequest
 from indexer.whoosh_query import compile_request_query
 
-WORDS = "研究 发展 语言 中国 政府 经济 学术 地区 历史 文化 技术 模型 数据 系统 网络 安全 开源 社区 标准 市场".split()
-SOURCES = ["新闻网", "技术博客", "学报", "论坛", ""]
-TAGS = ["经济", "技术", "历史", "开源", "安全", "文化"]
+from .random_docs import write_random_docs
+
 QUERIES = ["研究", "语言 经济", "技术 -安全", "学术研究对地区经济发展的影响是什么", '"开源 社区" OR 标准']
 
 
 def _build(tmp_path_factory: pytest.TempPathFactory, deleted: int = 0) -> Searcher:
-    rnd = random.Random(11)
     root = tmp_path_factory.mktemp("fast")
-    src = root / "docs.jsonl"
-    with open(src, "w", encoding="utf-8") as f:
-        for i in range(400):
-            record = {
-                "id": f"d{i}",
-                "title": "".join(rnd.sample(WORDS, 2)),
-                "body": "，".join("".join(rnd.sample(WORDS, 3)) for _ in range(rnd.randint(2, 25))),
-                "source": rnd.choice(SOURCES),
-                "tags": rnd.sample(TAGS, rnd.randint(0, 3)),
-            }
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    build_index([src], root / "index")
+    build_index([write_random_docs(root / "docs.jsonl", 400, seed=11, with_meta=True)], root / "index")
     s = Searcher(root / "index")
     if deleted:
         # Deleted documents stay in the postings until a merge; they must not come back.

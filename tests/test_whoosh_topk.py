@@ -7,8 +7,6 @@ it off. This test compares a page of results with a full, unoptimised ranking.
 
 from __future__ import annotations
 
-import json
-import random
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +18,8 @@ from indexer.query import parse_query
 from indexer.store import SearchRequest
 from indexer.whoosh_query import compile_request_query
 
-WORDS = "研究 发展 语言 中国 政府 经济 学术 地区 历史 文化 技术 模型 数据 系统 网络 安全 开源 社区 标准 市场".split()
+from .random_docs import write_random_docs
+
 QUERIES = [
     "研究 发展",
     "语言 OR 经济",
@@ -35,15 +34,8 @@ QUERIES = [
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
-    rnd = random.Random(7)
     root = tmp_path_factory.mktemp("topk")
-    src = root / "docs.jsonl"
-    with open(src, "w", encoding="utf-8") as f:
-        for i in range(600):
-            body = "，".join("".join(rnd.sample(WORDS, 3)) for _ in range(rnd.randint(3, 30)))
-            title = "".join(rnd.sample(WORDS, 2))
-            f.write(json.dumps({"id": f"d{i}", "title": title, "body": body}, ensure_ascii=False) + "\n")
-    build_index([src], root / "index")
+    build_index([write_random_docs(root / "docs.jsonl", 600, seed=7)], root / "index")
     s = Searcher(root / "index")
     yield s
     s.close()
