@@ -291,15 +291,21 @@ def folded_pattern(folded: str) -> re.Pattern[str]:
     Folding a whole document to look for a few words costs far more than
     searching it for every way of writing them: 經濟 and 经济 alike for 经济.
     """
-    variants: dict[str, list[str]] = {}
-    for cp, target in _fold_table().items():
-        if target in folded:
-            variants.setdefault(target, []).append(chr(cp))
+    variants = _unfold_table()
     parts = []
     for ch in folded:
-        chars = [ch, *variants.get(ch, [])]
+        chars = ch + variants.get(ch, "")
         parts.append(re.escape(ch) if len(chars) == 1 else "[" + "".join(re.escape(c) for c in chars) + "]")
     return re.compile("".join(parts))
+
+
+@functools.cache
+def _unfold_table() -> dict[str, str]:
+    """Each folded character with the other characters that fold to it (经 → 經)."""
+    variants: dict[str, str] = {}
+    for cp, target in _fold_table().items():
+        variants[target] = variants.get(target, "") + chr(cp)
+    return variants
 
 
 def _identifier_parts(ident: str, start: int) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int, int]]]:

@@ -657,9 +657,9 @@ class WhooshStore:
             # count it, which costs more than the skipping saves.
             collector = TopCollector(limit=limit, usequality=False, replace=0)
         facets = [name for name in request.facets if name in _FACET_FIELDS]
-        matched = _MatchedDocs(collector) if facets else None
-        if matched is not None:
-            collector = matched
+        matched = None
+        if facets:
+            collector = matched = _MatchedDocs(collector)
         partial = False
         if request.time_limit:
             collector = _DeadlineCollector(collector, timelimit=request.time_limit)
@@ -670,7 +670,8 @@ class WhooshStore:
         results = collector.results()
         start = (request.page - 1) * request.size
         hits = [RawHit(_article(hit.fields()), float(hit.score or 0.0)) for hit in results[start:limit]]
-        counts = {name: _facet_counts(searcher, _FACET_FIELDS[name], matched.docnums) for name in facets if matched}
+        docnums = matched.docnums if matched is not None else []
+        counts = {name: _facet_counts(searcher, _FACET_FIELDS[name], docnums) for name in facets}
         return RawPage(total=len(results), hits=hits, facets=counts, partial=partial)
 
     def get(self, doc_id: str) -> Article | None:

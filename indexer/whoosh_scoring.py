@@ -43,15 +43,17 @@ class _CachedBM25FScorer(scoring.BM25FScorer):  # type: ignore[misc]
         self._norms = norms
         self._k1_plus_1 = K1 + 1
 
-    def score(self, matcher: Any) -> float:
-        weight = matcher.weight()
-        docnum = matcher.id()
+    def norm(self, docnum: int) -> float:
+        """The length normalisation of ``docnum``, computed on first use."""
         norm = self._norms[docnum]
         if norm < 0:
             # The same expression as whoosh.scoring.bm25, so scores match to the last bit.
-            length = self.dfl(docnum)
-            norm = self._norms[docnum] = self.K1 * ((1 - self.B) + self.B * length / self.avgfl)
-        return float(self.idf * ((weight * self._k1_plus_1) / (weight + norm)))
+            norm = self._norms[docnum] = self.K1 * ((1 - self.B) + self.B * self.dfl(docnum) / self.avgfl)
+        return norm
+
+    def score(self, matcher: Any) -> float:
+        weight = matcher.weight()
+        return float(self.idf * ((weight * self._k1_plus_1) / (weight + self.norm(matcher.id()))))
 
 
 class AnyTerm(wq.Or):  # type: ignore[misc]
@@ -86,9 +88,11 @@ class AnyTerm(wq.Or):  # type: ignore[misc]
 
 def _add_term_scores(scores: dict[int, float], q: Any, searcher: Any, weighting: CachedBM25F) -> bool:
     """Add ``q``'s scores per document to ``scores``; False when the postings are not Whoosh 3 blocks."""
-    field = searcher.schema[q.fieldname] if q.fieldname in searcher.schema else None
-    if field is None or not field.scorable:
-        return field is None
+    if q.fieldname not in searcher.schema:
+        return True  # matches nothing, as in Whoosh
+    field = searcher.schema[q.fieldname]
+    if not field.scorable:
+        return False
     try:
         text = field.to_bytes(q.text)
     except ValueError:
@@ -103,8 +107,7 @@ def _add_term_scores(scores: dict[int, float], q: Any, searcher: Any, weighting:
         postings = postings.child
     if not isinstance(scorer, _CachedBM25FScorer) or not hasattr(postings, "_read_ids"):
         return False
-    idf, k1_plus_1, norms = scorer.idf, scorer._k1_plus_1, scorer._norms
-    K1, B, avgfl, dfl = scorer.K1, scorer.B, scorer.avgfl, scorer.dfl
+    idf, k1_plus_1, norms, norm_of = scorer.idf, scorer._k1_plus_1, scorer._norms, scorer.norm
     boost = q.boost
     get = scores.get
     # Whoosh 3's block reader, a block at a time (zhsearch pins the version).
@@ -116,7 +119,7 @@ def _add_term_scores(scores: dict[int, float], q: Any, searcher: Any, weighting:
                 continue
             norm = norms[docnum]
             if norm < 0:
-                norm = norms[docnum] = K1 * ((1 - B) + B * dfl(docnum) / avgfl)
+                norm = norm_of(docnum)
             score = idf * ((weight * k1_plus_1) / (weight + norm))
             scores[docnum] = get(docnum, 0.0) + (score * boost if boost != 1.0 else score)
         postings._next_block()
