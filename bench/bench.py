@@ -37,15 +37,11 @@ from typing import Any
 from bench_http import (
     LoadResult,
     TreeMemorySampler,
-    free_port,
     have_wrk,
     memory_kb,
     run_python_load,
     run_wrk,
-    start_server,
-    stop_server,
     wait_for_workers,
-    wait_healthy,
 )
 from bench_stats import (
     PERCENTILES,
@@ -64,6 +60,7 @@ from bench_stats import (
     write_jsonl,
 )
 from bench_systems import PEERS, Zhsearch
+from harness import Server, free_port, running_server
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -332,28 +329,31 @@ def run_http(
     random.Random(42).shuffle(paths)
     for run in range(s.startup_runs):
         port = free_port()
+        cmd, health = Zhsearch.serve_command(index_dir, port, HTTP_WORKERS), Zhsearch.health_path()
         started = time.perf_counter()
-        proc = start_server(Zhsearch.serve_command(index_dir, port, HTTP_WORKERS), tmp / "server.log", env, tmp)
-        try:
-            wait_healthy(port, Zhsearch.health_path(), proc)
+        with running_server(cmd, port, tmp / "server.log", env=env, cwd=tmp, health_path=health) as server:
             result.startup_s.append(time.perf_counter() - started)
             log(f"http: start-up {run + 1}/{s.startup_runs}: {result.startup_s[-1]:.2f} s")
-            if run < s.startup_runs - 1:
-                continue
-            time.sleep(1.0)
-            result.memory_idle = _process_memory(proc.pid)
-            if have_wrk():
-                run_wrk(port, paths, s.http_warmup_seconds, s.connections, 2, tmp)
-                log(f"http: wrk, {s.connections} connections, {s.http_seconds} s")
-                result.load = run_wrk(port, paths, s.http_seconds, s.connections, 2, tmp)
-            else:
-                run_python_load(port, paths, s.http_warmup_seconds, s.connections)
-                log(f"http: Python load generator, {s.connections} connections, {s.http_seconds} s")
-                result.load = run_python_load(port, paths, s.http_seconds, s.connections)
-            result.memory_loaded = _process_memory(proc.pid)
-        finally:
-            stop_server(proc)
+            # Start-up is measured on every run; only the last one is loaded.
+            if run == s.startup_runs - 1:
+                _load_server(result, server, paths, s, tmp)
     return result
+
+
+def _load_server(result: HttpResult, server: Server, paths: Sequence[str], s: Settings, tmp: Path) -> None:
+    """Measure the running server's memory idle, load it (wrk, else Python threads), measure it again."""
+    time.sleep(1.0)
+    port = server.port
+    result.memory_idle = _process_memory(server.pid)
+    if have_wrk():
+        run_wrk(port, paths, s.http_warmup_seconds, s.connections, 2, tmp)
+        log(f"http: wrk, {s.connections} connections, {s.http_seconds} s")
+        result.load = run_wrk(port, paths, s.http_seconds, s.connections, 2, tmp)
+    else:
+        run_python_load(port, paths, s.http_warmup_seconds, s.connections)
+        log(f"http: Python load generator, {s.connections} connections, {s.http_seconds} s")
+        result.load = run_python_load(port, paths, s.http_seconds, s.connections)
+    result.memory_loaded = _process_memory(server.pid)
 
 
 @dataclass

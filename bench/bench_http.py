@@ -1,26 +1,20 @@
-"""The HTTP part of the benchmark: start the production server, load it from 127.0.0.1, read its memory."""
+"""The HTTP part of the benchmark: load the server from 127.0.0.1 and read its memory (harness.py starts it)."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench_stats import percentile
-
-HOST = "127.0.0.1"
+from harness import HOST
 
 # wrk's Lua: each thread walks the query paths from its own offset, and done() prints one JSON line.
 WRK_SCRIPT = """
@@ -71,55 +65,6 @@ class LoadResult:
     def qps(self) -> float:
         """Completed requests per second (errors included, as wrk counts them)."""
         return self.requests / self.seconds if self.seconds else float("nan")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(
-    cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.Popen[bytes]:
-    """Start the server in its own process group, output to ``log_path``."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            list(cmd), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=cwd
-        )
-
-
-def wait_healthy(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> float:
-    """Poll ``path`` until it answers 200; return seconds since this call. Raises if the server dies or times out."""
-    started = time.perf_counter()
-    url = f"http://{HOST}:{port}{path}"
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with status {proc.returncode} before {path} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return time.perf_counter() - started
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        if time.perf_counter() - started > timeout:
-            raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f} s")
-        time.sleep(0.01)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the server's whole process group (master and workers): TERM, then KILL after 10 s."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 def children(pid: int) -> list[int]:

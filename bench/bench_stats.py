@@ -19,11 +19,12 @@ _HAN_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
-    """The pct-th percentile with linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return math.nan
+    """The pct-th percentile (0-100) with linear interpolation between closest ranks (numpy's default); NaN if empty."""
+    # Checked first, so a wrong pct fails even on a run that measured nothing.
     if not 0.0 <= pct <= 100.0:
         raise ValueError(f"percentile must be between 0 and 100, not {pct}")
+    if not values:
+        return math.nan
     ordered = sorted(values)
     rank = (len(ordered) - 1) * pct / 100.0
     low = math.floor(rank)

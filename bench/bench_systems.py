@@ -27,6 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness import serve_command
+
 BENCH_DIR = Path(__file__).resolve().parent
 SYSTEMS = ("zhsearch", "naive", "tantivy", "fts5")
 PEERS = ("tantivy", "fts5")
@@ -76,15 +78,15 @@ class Zhsearch:
 
     def build(self, paths: list[str], index_dir: Path) -> int:
         """Build with ``indexer.build_index`` (what ``zhsearch build`` runs)."""
-        from indexer import build_index
+        from indexer import build_index, store_settings
 
-        return int(build_index(paths, index_dir, backend=self.backend).indexed)
+        return int(build_index(paths, store_settings(index_dir, self.backend)).indexed)
 
     def open(self, index_dir: Path) -> None:
         """Open one ``Searcher``, as each web worker does."""
-        from indexer import Searcher
+        from indexer import Searcher, store_settings
 
-        self._searcher = Searcher(index_dir, backend=self.backend)
+        self._searcher = Searcher(store_settings(index_dir, self.backend))
 
     def search_ids(self, q: str, k: int) -> list[str]:
         """What ``Searcher.search`` does up to the store's raw page (parse, synonyms, rank), without highlighting."""
@@ -112,11 +114,7 @@ class Zhsearch:
     @staticmethod
     def serve_command(index_dir: Path, port: int, workers: int) -> list[str]:
         """The production server command line (gunicorn under ``zhsearch serve``)."""
-        exe = Path(sys.executable).parent / "zhsearch"
-        return [str(exe), "serve", "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)] + [
-            "--workers",
-            str(workers),
-        ]
+        return serve_command(index_dir, port, workers)
 
     @staticmethod
     def search_path(q: str) -> str:

@@ -1,6 +1,6 @@
 """HTTP throughput of ``zhsearch serve`` on a 1-node versus a 3-node Typesense cluster, all on 127.0.0.1.
 
-For each cluster size: start a real cluster (``tests/typesense_cluster.py``),
+For each cluster size: start a real cluster (``bench/typesense_cluster.py``),
 build the first ``--docs`` articles of ``../shared/data/articles.jsonl`` into
 it, start the web service (gunicorn, ``--workers`` workers) with
 ``ZHSEARCH_BACKEND=typesense``, load ``/api/search`` with ``wrk`` (``--clients``
@@ -17,39 +17,27 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from harness import zhsearch_server
+from typesense_cluster import TypesenseCluster
+
+from indexer import build_index
+from indexer.backends.typesense import API_KEY_ENV, COLLECTION_ENV, NODES_ENV, TypesenseSettings
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from indexer import Searcher, build_index  # noqa: E402
-from tests.typesense_cluster import TypesenseCluster, free_ports  # noqa: E402
-
 ARTICLES = ROOT.parent / "shared" / "data" / "articles.jsonl"
 QUERIES = ROOT / "bench" / "queries.tsv"
-BIN = Path(sys.executable).parent
-
-# Starts gunicorn exactly as `zhsearch serve` does, with the Searcher bound to a backend,
-# for as long as Searcher's default backend does not follow ZHSEARCH_BACKEND.
-LAUNCHER = """
-import functools, sys
-import indexer, service
-from indexer.server import run_server
-service.Searcher = functools.partial(indexer.Searcher, backend="typesense")
-run_server(host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]))
-"""
+COLLECTION = "zhsearch_bench"
 
 WRK_SCRIPT = """
 local paths = {%s}
@@ -78,22 +66,6 @@ def query_paths() -> list[str]:
     return ["/api/search?" + urllib.parse.urlencode({"q": q}) for q in queries]
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    """Block until ``url`` answers 200, or fail if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
 def parse_wrk(text: str) -> dict[str, Any]:
     """Requests/s, p50/p99 in ms, and error counts from ``wrk --latency`` output."""
 
@@ -120,50 +92,41 @@ def parse_wrk(text: str) -> dict[str, Any]:
 def run_one(nodes: int, corpus: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Start a cluster of ``nodes``, build, serve, load; return the figures."""
     with TypesenseCluster(nodes, root=work / f"cluster{nodes}") as cluster:
-        env = dict(
-            os.environ,
-            ZHSEARCH_BACKEND="typesense",
-            ZHSEARCH_TYPESENSE_NODES=",".join(cluster.urls),
-            ZHSEARCH_TYPESENSE_API_KEY=cluster.api_key,
-            ZHSEARCH_INDEX_DIR=str(work / "unused-index"),
-        )
-        os.environ.update({k: env[k] for k in env if k.startswith("ZHSEARCH_")})
+        settings = TypesenseSettings(tuple(cluster.urls), cluster.api_key, COLLECTION)
         started = time.perf_counter()
-        stats = build_index([corpus], work / "unused-index", backend="typesense")
+        stats = build_index([corpus], settings)
         build_s = time.perf_counter() - started
-        port = free_ports(1)[0]
-        if inspect.signature(Searcher).parameters["backend"].default is None:
-            cmd = [str(BIN / "zhsearch"), "serve", "--port", str(port), "--workers", str(args.workers)]
-        else:
-            cmd = [sys.executable, "-c", LAUNCHER, str(port), str(args.workers)]
-        log = open(work / f"server{nodes}.log", "wb")  # noqa: SIM115 - closed below
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(base + "/healthz", server)
-            script = work / "queries.lua"
-            paths = query_paths()
-            script.write_text(WRK_SCRIPT % ",".join(json.dumps(p) for p in paths), encoding="utf-8")
-            # Warm up caches (and jieba in every worker) before measuring.
-            subprocess.run(["wrk", "-t2", "-c8", "-d3s", "-s", str(script), base], capture_output=True, check=True)
-            out = subprocess.run(
-                ["wrk", "-t2", f"-c{args.clients}", f"-d{args.seconds}s", "--latency", "-s", str(script), base],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            result = parse_wrk(out)
-            result.update(
-                nodes=nodes,
-                docs=stats.indexed,
-                build_s=build_s,
-                rss_mb={url: round(b / 2**20) for url, b in cluster.rss_bytes().items()},
-            )
-            return result
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-            log.close()
+        # The server picks its backend and cluster from the environment, as in production.
+        env = {
+            "ZHSEARCH_BACKEND": "typesense",
+            NODES_ENV: ",".join(settings.nodes),
+            API_KEY_ENV: settings.api_key,
+            COLLECTION_ENV: settings.collection,
+        }
+        log = work / f"server{nodes}.log"
+        with zhsearch_server(None, log, workers=args.workers, env=env) as server:
+            result = load(server.url, args, work)
+            # Right after the load, while the nodes still hold what it brought into memory.
+            rss = cluster.rss_bytes()
+        result.update(
+            nodes=nodes, docs=stats.indexed, build_s=build_s, rss_mb={u: round(b / 2**20) for u, b in rss.items()}
+        )
+        return result
+
+
+def load(base: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Warm the server up, then load it with wrk; return wrk's figures."""
+    script = work / "queries.lua"
+    script.write_text(WRK_SCRIPT % ",".join(json.dumps(p) for p in query_paths()), encoding="utf-8")
+    # Warm up caches (and jieba in every worker) before measuring.
+    subprocess.run(["wrk", "-t2", "-c8", "-d3s", "-s", str(script), base], capture_output=True, check=True)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{args.clients}", f"-d{args.seconds}s", "--latency", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return parse_wrk(out)
 
 
 def main() -> int:

@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from bench_stats import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -99,17 +101,6 @@ def recall_at(ranked_ids: Sequence[str], relevant: Collection[str], k: int) -> f
     return len(set(ranked_ids[:k]) & set(relevant)) / len(relevant)
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """The ``p``-th percentile (0-100) with linear interpolation between ranks, as numpy does by default."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * p / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 @dataclass(frozen=True)
 class QueryResult:
     """One query's ranked ids, its judged passages, its time, and the error it raised if any."""
@@ -140,6 +131,7 @@ def summarize(results: Sequence[QueryResult]) -> Summary:
     """Average the per-query metrics; a query that raised counts as a miss, with its time."""
     n = len(results)
     if n == 0:
+        # Zeros, not NaN: the report prints them as numbers; percentile() is NaN for no values.
         return Summary(0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     times = [r.ms for r in results]
 
@@ -231,18 +223,18 @@ class ZhsearchSystem:
         self._indexer = indexer
         self.query_errors: tuple[type[BaseException], ...] = (indexer.QueryError,)
         self.index_dir = workdir / "index"
-        # Older APIs took no backend keyword; "whoosh" is their only backend, so omit it then.
-        self._backend_kw: dict[str, Any] = {} if backend == "whoosh" else {"backend": backend}
+        # A Typesense backend reads its cluster from the ZHSEARCH_TYPESENSE_* variables.
+        self.settings = indexer.store_settings(self.index_dir, backend)
         self._searcher: Any = None
         self.build_note = ""
 
     def build(self, passages: Path) -> int:
         """Build a zhsearch index of the passages file."""
-        stats = self._indexer.build_index([passages], self.index_dir, **self._backend_kw)
+        stats = self._indexer.build_index([passages], self.settings)
         if stats.skipped:
             reasons = ", ".join(f"{n} {reason}" for reason, n in stats.skip_reasons().items())
             self.build_note = f"skipped {len(stats.skipped)} ({reasons})"
-        self._searcher = self._indexer.Searcher(self.index_dir, **self._backend_kw)
+        self._searcher = self._indexer.Searcher(self.settings)
         return int(stats.indexed)
 
     def search(self, text: str, k: int) -> list[str]:

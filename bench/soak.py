@@ -26,27 +26,25 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench_stats import percentile
+from harness import HOST, ZHSEARCH, ServerError, free_port, zhsearch_server
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "articles.jsonl"
-ZHSEARCH = Path(sys.executable).parent / "zhsearch"
-HOST = "127.0.0.1"
 MARKER = "zqxmarker"
 MARKERS = 25
 # Queries whose full set of matches is at most this are checked id by id; larger ones by total only.
@@ -614,62 +612,9 @@ class Soak:
         self.stop_at = max(self.stop_at, time.monotonic() + 3.0)
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """The ``pct`` percentile with linear interpolation (NaN for no values)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * pct / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def ms(seconds: float) -> str:
     """Seconds as milliseconds for the report."""
     return "-" if seconds != seconds else f"{seconds * 1000:,.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def server(index: Path, port: int, workers: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`zhsearch serve` in its own process group; stopped (TERM, then KILL) on exit."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(ZHSEARCH), "serve", "--index", str(index), "--host", HOST, "--port", str(port)]
-            + ["--workers", str(workers)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited with {proc.returncode}:\n{log.read_text(encoding='utf-8')}")
-            try:
-                if request(port, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not answer /healthz within 120 s")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
 
 
 def build(index: Path, corpus: Path) -> float:
@@ -686,56 +631,140 @@ def build(index: Path, corpus: Path) -> float:
 # -- the report ---------------------------------------------------------------------------------------------
 
 
-def report(soak: Soak, setup: dict[str, Any], server_log: str) -> tuple[str, bool]:
-    """The Markdown report and whether every check passed."""
-    run, args = soak.run, soak.args
-    samples = run.samples
-    seconds = max(s.started + s.seconds for s in samples) - soak.t0 if samples else 0.0
-    by_kind: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_kind[s.kind].append(s)
-    five = [s for s in samples if s.status >= 500]
-    conn = [s for s in samples if s.status == -1]
-    client = [s for s in samples if s.status == -2]
-    valid = [s for s in samples if s.kind in ("query", "heavy")]
+@dataclass(frozen=True)
+class Check:
+    """One line of the checks table: what is checked, whether it held, and the count behind it."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the checks read: the run, the server's log, and how long the load lasted."""
+
+    soak: Soak
+    server_log: str
+
+    @property
+    def samples(self) -> list[Sample]:
+        """Every request of the run."""
+        return self.soak.run.samples
+
+    @property
+    def seconds(self) -> float:
+        """From the start of the load to the end of the last request."""
+        return max(s.started + s.seconds for s in self.samples) - self.soak.t0 if self.samples else 0.0
+
+    def with_status(self, test: Callable[[int], bool]) -> list[Sample]:
+        """The requests whose status passes ``test`` (-1 is a connection error, -2 a client error)."""
+        return [s for s in self.samples if test(s.status)]
+
+    def of_kinds(self, *kinds: str) -> list[Sample]:
+        """The requests of these kinds."""
+        return [s for s in self.samples if s.kind in kinds]
+
+
+def check_no_5xx(o: Outcome) -> Check:
+    """No request got a 5xx."""
+    five = o.with_status(lambda st: st >= 500)
+    return Check("zero 5xx responses", not five, f"{len(five)}")
+
+
+def check_no_connection_errors(o: Outcome) -> Check:
+    """No request failed to connect or lost its connection."""
+    conn = o.with_status(lambda st: st == -1)
+    return Check("zero connection errors", not conn, f"{len(conn)}")
+
+
+def check_valid_answers(o: Outcome) -> Check:
+    """Every 200 to a checked query is the old or the new index's answer."""
+    valid = o.of_kinds("query", "heavy")
     wrong = [s for s in valid if s.problem and s.status == 200]
-    malformed = by_kind["malformed"]
-    bad_errors = [s for s in malformed if s.problem and s.status < 500 and s.status != -1]
-    other = [s for s in samples if s.problem and s.kind in ("document", "marker", "health", "suggest", "overlong")]
-    other = [s for s in other if s.status not in (-1,) and s.status < 500]
-    rebuild = run.event("rebuild")
-    converged = [s for s in valid if rebuild and rebuild.ended and s.started > rebuild.ended + CONVERGE_S]
-    traces = server_log.count("Traceback")
-    timeouts = server_log.count("WORKER TIMEOUT")
-    writes_ok = all(e.status == 0 for e in run.events) and len(run.events) == 5
-    checks = [
-        ("zero 5xx responses", not five, f"{len(five)}"),
-        ("zero connection errors", not conn, f"{len(conn)}"),
-        ("every valid query answered by the old or the new index", not wrong, f"{len(wrong)} wrong of {len(valid)}"),
-        (
-            f"after the rebuild (+{CONVERGE_S:g} s) only the new index answers",
-            bool(converged) and not [s for s in converged if s.problem],
-            f"{len(converged)} answers checked",
-        ),
-        (
-            "malformed requests: 4xx with the JSON error shape and code",
-            not bad_errors,
-            f"{len(bad_errors)} wrong of {len(malformed)}",
-        ),
-        ("documents, markers, health, suggest consistent", not other, f"{len(other)} wrong"),
-        ("every CLI write succeeded (add, delete, rebuild, add, delete)", writes_ok, f"{len(run.events)} writes"),
-        ("no traceback or worker timeout in the server log", traces == timeouts == 0, f"{traces} / {timeouts}"),
-        ("no client-side errors", not client, f"{len(client)}"),
-        (f"at least {args.seconds} s of load", seconds >= args.seconds, f"{seconds:.0f} s"),
-    ]
-    passed = all(ok for _, ok, _ in checks)
+    return Check(
+        "every valid query answered by the old or the new index", not wrong, f"{len(wrong)} wrong of {len(valid)}"
+    )
+
+
+def check_converged(o: Outcome) -> Check:
+    """Once the rebuild has been live CONVERGE_S, only the new index answers (and some answers were checked)."""
+    rebuild = o.soak.run.event("rebuild")
+    end = rebuild.ended if rebuild and rebuild.ended else None
+    converged = [s for s in o.of_kinds("query", "heavy") if end is not None and s.started > end + CONVERGE_S]
+    ok = bool(converged) and not [s for s in converged if s.problem]
+    return Check(
+        f"after the rebuild (+{CONVERGE_S:g} s) only the new index answers", ok, f"{len(converged)} answers checked"
+    )
+
+
+def check_malformed(o: Outcome) -> Check:
+    """Malformed requests got a 4xx with the JSON error shape (5xx and lost connections are counted above)."""
+    malformed = o.of_kinds("malformed")
+    bad = [s for s in malformed if s.problem and s.status < 500 and s.status != -1]
+    return Check(
+        "malformed requests: 4xx with the JSON error shape and code", not bad, f"{len(bad)} wrong of {len(malformed)}"
+    )
+
+
+def check_other_requests(o: Outcome) -> Check:
+    """Documents, markers, health and suggestions answered consistently with the index states."""
+    other = o.of_kinds("document", "marker", "health", "suggest", "overlong")
+    wrong = [s for s in other if s.problem and s.status != -1 and s.status < 500]
+    return Check("documents, markers, health, suggest consistent", not wrong, f"{len(wrong)} wrong")
+
+
+def check_writes(o: Outcome) -> Check:
+    """All five CLI writes ran and succeeded."""
+    events = o.soak.run.events
+    ok = all(e.status == 0 for e in events) and len(events) == 5
+    return Check("every CLI write succeeded (add, delete, rebuild, add, delete)", ok, f"{len(events)} writes")
+
+
+def check_server_log(o: Outcome) -> Check:
+    """The server logged no traceback and no worker timeout."""
+    traces, timeouts = o.server_log.count("Traceback"), o.server_log.count("WORKER TIMEOUT")
+    return Check("no traceback or worker timeout in the server log", traces == timeouts == 0, f"{traces} / {timeouts}")
+
+
+def check_client_errors(o: Outcome) -> Check:
+    """No check crashed in a client thread."""
+    client = o.with_status(lambda st: st == -2)
+    return Check("no client-side errors", not client, f"{len(client)}")
+
+
+def check_duration(o: Outcome) -> Check:
+    """The load lasted at least --seconds."""
+    seconds = o.seconds
+    return Check(f"at least {o.soak.args.seconds} s of load", seconds >= o.soak.args.seconds, f"{seconds:.0f} s")
+
+
+CHECKS: tuple[Callable[[Outcome], Check], ...] = (
+    check_no_5xx,
+    check_no_connection_errors,
+    check_valid_answers,
+    check_converged,
+    check_malformed,
+    check_other_requests,
+    check_writes,
+    check_server_log,
+    check_client_errors,
+    check_duration,
+)
+REQUEST_KINDS = ("query", "heavy", "document", "marker", "health", "suggest", "malformed", "overlong", "client")
+
+
+def summary_lines(o: Outcome, setup: dict[str, Any], passed: bool) -> list[str]:
+    """The title, the verdict with the headline numbers, and how the run was set up."""
+    soak, args, samples, seconds = o.soak, o.soak.args, o.samples, o.seconds
     lat = [s.seconds for s in samples if s.status > 0]
-    lines = [
+    five, conn = len(o.with_status(lambda st: st >= 500)), len(o.with_status(lambda st: st == -1))
+    return [
         f"# Soak test, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC",
         "",
         f"**{'PASS' if passed else 'FAIL'}**: {len(samples):,} requests in {seconds:.0f} s "
         f"({len(samples) / max(seconds, 1e-9):.1f}/s) from {args.clients} clients; "
-        f"{len(five)} 5xx, {len(conn)} connection errors; latency p50 {ms(percentile(lat, 50))}, "
+        f"{five} 5xx, {conn} connection errors; latency p50 {ms(percentile(lat, 50))}, "
         f"p99 {ms(percentile(lat, 99))}.",
         "",
         f"- Server: `zhsearch serve --workers {args.workers}` (gunicorn, sync workers) on {HOST}; "
@@ -750,67 +779,102 @@ def report(soak: Soak, setup: dict[str, Any], server_log: str) -> tuple[str, boo
         f"50, date sort), {len(MALFORMED) + 1} malformed requests, document lookups, a marker query, /healthz "
         "and suggestions.",
         "",
-        "## Checks",
-        "",
-        "| check | result | |",
-        "|---|---|---|",
-        *(f"| {name} | {'ok' if ok else '**FAILED**'} | {detail} |" for name, ok, detail in checks),
-        "",
+    ]
+
+
+def checks_table(checks: list[Check]) -> list[str]:
+    """The checks as a Markdown table."""
+    rows = [f"| {c.name} | {'ok' if c.ok else '**FAILED**'} | {c.detail} |" for c in checks]
+    return ["## Checks", "", "| check | result | |", "|---|---|---|", *rows, ""]
+
+
+def kind_notes(kind: str, group: list[Sample]) -> str:
+    """The statuses of one kind of request, and for searches which index answered."""
+    statuses = Counter(s.status for s in group)
+    notes = ", ".join(f"{n}×{st}" for st, n in sorted(statuses.items()))
+    if kind in ("query", "heavy"):
+        sources = Counter(s.source for s in group if s.status == 200 and not s.problem)
+        notes += "; from " + ", ".join(f"{k}: {v}" for k, v in sorted(sources.items()))
+        notes += f"; partial {sum(s.partial for s in group)}"
+    if kind == "overlong":
+        notes += f"; gunicorn's HTML page, not JSON: {sum(s.source == 'not-json' for s in group)}"
+    return notes
+
+
+def requests_table(o: Outcome) -> list[str]:
+    """Count, problems and latency percentiles per kind of request, and over all of them."""
+    lines = [
         "## Requests",
         "",
         "| kind | requests | problems | p50 | p90 | p99 | max | notes |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for kind in ("query", "heavy", "document", "marker", "health", "suggest", "malformed", "overlong", "client"):
-        group = by_kind.get(kind, [])
-        if not group:
-            continue
-        times = [s.seconds for s in group]
-        statuses = Counter(s.status for s in group)
-        notes = ", ".join(f"{n}×{st}" for st, n in sorted(statuses.items()))
-        if kind in ("query", "heavy"):
-            sources = Counter(s.source for s in group if s.status == 200 and not s.problem)
-            notes += "; from " + ", ".join(f"{k}: {v}" for k, v in sorted(sources.items()))
-            notes += f"; partial {sum(s.partial for s in group)}"
-        if kind == "overlong":
-            notes += f"; gunicorn's HTML page, not JSON: {sum(s.source == 'not-json' for s in group)}"
-        row = [percentile(times, p) for p in (50, 90, 99)] + [max(times)]
-        n_problems = sum(bool(s.problem) for s in group)
-        lines.append(f"| {kind} | {len(group):,} | {n_problems} | " + " | ".join(ms(x) for x in row) + f" | {notes} |")
-    lines += [
-        f"| **all** | {len(samples):,} | {sum(bool(s.problem) for s in samples)} | "
+    for kind in REQUEST_KINDS:
+        group = o.of_kinds(kind)
+        if group:
+            times = [s.seconds for s in group]
+            row = [percentile(times, p) for p in (50, 90, 99)] + [max(times)]
+            n_problems = sum(bool(s.problem) for s in group)
+            cells = " | ".join(ms(x) for x in row)
+            lines.append(f"| {kind} | {len(group):,} | {n_problems} | {cells} | {kind_notes(kind, group)} |")
+    lat = [s.seconds for s in o.samples if s.status > 0]
+    lines.append(
+        f"| **all** | {len(o.samples):,} | {sum(bool(s.problem) for s in o.samples)} | "
         + " | ".join(ms(percentile(lat, p)) for p in (50, 90, 99))
-        + f" | {ms(max(lat) if lat else float('nan'))} | |",
-        "",
-        "## Index writes during the load (CLI on the same index directory)",
-        "",
-        "| write | at | took | exit | |",
-        "|---|---:|---:|---:|---|",
-        *(
-            f"| {e.name} | {e.started - soak.t0:.1f} s | {e.ended - e.started:.1f} s | {e.status} | {e.detail[:120]} |"
-            for e in run.events
-        ),
-        "",
+        + f" | {ms(max(lat) if lat else float('nan'))} | |"
+    )
+    return [*lines, ""]
+
+
+def writes_table(soak: Soak) -> list[str]:
+    """The CLI writes made during the load: when, how long, and their exit status."""
+    rows = [
+        f"| {e.name} | {e.started - soak.t0:.1f} s | {e.ended - e.started:.1f} s | {e.status} | {e.detail[:120]} |"
+        for e in soak.run.events
     ]
+    header = ["## Index writes during the load (CLI on the same index directory)", ""]
+    return [*header, "| write | at | took | exit | |", "|---|---:|---:|---:|---|", *rows, ""]
+
+
+def problem_lines(samples: list[Sample]) -> list[str]:
+    """The first MAX_LISTED problems of each kind of request (nothing when there were none)."""
     problems = [s for s in samples if s.problem]
-    if problems:
-        lines += ["## Problems (first of each kind)", ""]
-        shown: Counter[str] = Counter()
-        for s in problems:
-            if shown[s.kind] < MAX_LISTED:
-                shown[s.kind] += 1
-                lines.append(f"- {s.kind}: {s.problem}")
-        lines.append("")
-    lines += [
-        "Over-long request lines (over 4,094 bytes) are answered by gunicorn itself with a 400 HTML page, before "
-        "the app can give its JSON error; they are counted apart and must only be a 4xx.",
-        "",
+    if not problems:
+        return []
+    lines = ["## Problems (first of each kind)", ""]
+    shown: Counter[str] = Counter()
+    for s in problems:
+        if shown[s.kind] < MAX_LISTED:
+            shown[s.kind] += 1
+            lines.append(f"- {s.kind}: {s.problem}")
+    return [*lines, ""]
+
+
+OVERLONG_NOTE = [
+    "Over-long request lines (over 4,094 bytes) are answered by gunicorn itself with a 400 HTML page, before "
+    "the app can give its JSON error; they are counted apart and must only be a 4xx.",
+    "",
+]
+
+
+def report(soak: Soak, setup: dict[str, Any], server_log: str) -> tuple[str, bool]:
+    """The Markdown report and whether every check passed."""
+    outcome = Outcome(soak, server_log)
+    checks = [check(outcome) for check in CHECKS]
+    passed = all(c.ok for c in checks)
+    lines = [
+        *summary_lines(outcome, setup, passed),
+        *checks_table(checks),
+        *requests_table(outcome),
+        *writes_table(soak),
+        *problem_lines(outcome.samples),
+        *OVERLONG_NOTE,
     ]
     return "\n".join(lines), passed
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the soak test; print and save the report; return 1 if a check failed."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60, help="seconds of load at least (default 60)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent client threads (default 32)")
@@ -819,52 +883,70 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=1200, help="articles in each of the old and new corpora")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("ZHSEARCH_SOAK_DATA", DEFAULT_DATA)))
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="where the report is saved")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def prepare(args: argparse.Namespace, work: Path) -> tuple[Soak, dict[str, Any]]:
+    """Write the corpora, build the old index (and the new one as a reference) and compute the expected answers."""
+    corpus = (
+        shared_corpus(args.data, args.articles, work)
+        if args.corpus == "shared"
+        else generated_corpus(args.articles, work)
+    )
+    index, reference = work / "index", work / "reference"
+    print(f"building the old ({corpus.counts[0]}) and new ({corpus.counts[1]}) indexes...", file=sys.stderr)
+    setup: dict[str, Any] = {
+        "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "build_old": build(index, corpus.old),
+        "build_new": build(reference, corpus.new),
+    }
+    checked: list[tuple[str, dict[str, str]]] = [(q, {}) for q in corpus.queries] + corpus.heavy
+    soak = Soak(args, corpus, index, free_port())
+    soak.expected_old = expected_answers(index, checked)
+    soak.expected_new = expected_answers(reference, checked)
+    setup["full_sets"] = sum(soak.expected_old[q].ids is not None for q in corpus.queries)
+    setup["or_terms"] = corpus.heavy[1][0].count(" OR ") + 1
+    shutil.rmtree(reference)
+    return soak, setup
+
+
+def drive(soak: Soak) -> None:
+    """Run the clients and the writer against the live server until the writes are done and the time is up."""
+    soak.t0 = time.monotonic()
+    soak.stop_at = soak.t0 + soak.args.seconds
+    # However slow the machine, the run ends: the writes must finish within this.
+    soak.hard_stop = soak.t0 + max(3 * soak.args.seconds, 180)
+    writer = threading.Thread(target=soak.writer, daemon=True)
+    clients = [threading.Thread(target=soak.client, args=(i,), daemon=True) for i in range(soak.args.clients)]
+    writer.start()
+    for t in clients:
+        t.start()
+    while writer.is_alive() and time.monotonic() < soak.hard_stop:
+        writer.join(timeout=0.5)
+        # The load goes on until the writes are done, so all of them happen under it.
+        soak.stop_at = max(soak.stop_at, time.monotonic() + 1.0) if writer.is_alive() else soak.stop_at
+    while time.monotonic() < min(soak.stop_at, soak.hard_stop):
+        time.sleep(0.2)
+    soak.done.set()
+    for t in clients:
+        t.join(timeout=CLIENT_TIMEOUT_S + 5)
+    writer.join(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the soak test; print and save the report; return 1 if a check failed."""
+    args = parse_args(argv)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="zhsearch-soak-"))
     try:
-        corpus = (
-            shared_corpus(args.data, args.articles, work)
-            if args.corpus == "shared"
-            else generated_corpus(args.articles, work)
-        )
-        index, reference = work / "index", work / "reference"
-        print(f"building the old ({corpus.counts[0]}) and new ({corpus.counts[1]}) indexes...", file=sys.stderr)
-        setup: dict[str, Any] = {
-            "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
-            "build_old": build(index, corpus.old),
-            "build_new": build(reference, corpus.new),
-        }
-        checked: list[tuple[str, dict[str, str]]] = [(q, {}) for q in corpus.queries] + corpus.heavy
-        port = free_port()
-        soak = Soak(args, corpus, index, port)
-        soak.expected_old = expected_answers(index, checked)
-        soak.expected_new = expected_answers(reference, checked)
-        setup["full_sets"] = sum(soak.expected_old[q].ids is not None for q in corpus.queries)
-        setup["or_terms"] = corpus.heavy[1][0].count(" OR ") + 1
-        shutil.rmtree(reference)
+        soak, setup = prepare(args, work)
         log = work / "server.log"
         print(f"setup took {time.monotonic() - started:.0f} s; serving and loading...", file=sys.stderr)
-        with server(index, port, args.workers, log):
-            soak.t0 = time.monotonic()
-            soak.stop_at = soak.t0 + args.seconds
-            # However slow the machine, the run ends: the writes must finish within this.
-            soak.hard_stop = soak.t0 + max(3 * args.seconds, 180)
-            writer = threading.Thread(target=soak.writer, daemon=True)
-            clients = [threading.Thread(target=soak.client, args=(i,), daemon=True) for i in range(args.clients)]
-            writer.start()
-            for t in clients:
-                t.start()
-            while writer.is_alive() and time.monotonic() < soak.hard_stop:
-                writer.join(timeout=0.5)
-                # The load goes on until the writes are done, so all of them happen under it.
-                soak.stop_at = max(soak.stop_at, time.monotonic() + 1.0) if writer.is_alive() else soak.stop_at
-            while time.monotonic() < min(soak.stop_at, soak.hard_stop):
-                time.sleep(0.2)
-            soak.done.set()
-            for t in clients:
-                t.join(timeout=CLIENT_TIMEOUT_S + 5)
-            writer.join(timeout=5)
+        try:
+            with zhsearch_server(soak.index, log, workers=args.workers, port=soak.port):
+                drive(soak)
+        except ServerError as exc:
+            raise SystemExit(str(exc)) from None
         text, passed = report(soak, setup, log.read_text(encoding="utf-8", errors="replace"))
         text += f"\nWhole run (builds, expected answers, load): {time.monotonic() - started:.0f} s.\n"
         args.out.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .analysis import init_jieba, load_user_dict  # noqa: E402
+from .backends import BACKENDS, IndexTarget, open_store, store_settings  # noqa: E402
 from .build import BuildStats, add_documents, build_index, delete_documents  # noqa: E402
 from .corpus import Article, Skipped, count_records, iter_articles, iter_records  # noqa: E402
 from .errors import (  # noqa: E402
@@ -21,14 +22,16 @@ from .errors import (  # noqa: E402
     SchemaMismatchError,
 )
 from .schema import SCHEMA_VERSION  # noqa: E402
-from .search import MAX_PAGE_SIZE, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
-from .store import IndexInfo, IndexStore, open_store  # noqa: E402
+from .search import PAGE_SIZE_CAP, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
+from .store import SORTS, IndexInfo, IndexStore, StoreSettings  # noqa: E402
 from .suggest import QuerySuggestion, Suggester, SuggesterCache, Suggestion, suggest_query  # noqa: E402
 from .sync import SyncStats, sync_index  # noqa: E402
 
 __all__ = [
-    "MAX_PAGE_SIZE",
+    "BACKENDS",
+    "PAGE_SIZE_CAP",
     "SCHEMA_VERSION",
+    "SORTS",
     "Article",
     "BuildStats",
     "CorpusError",
@@ -38,6 +41,7 @@ __all__ = [
     "IndexInfo",
     "IndexMissingError",
     "IndexStore",
+    "IndexTarget",
     "IndexerError",
     "QueryError",
     "QuerySuggestion",
@@ -45,6 +49,7 @@ __all__ = [
     "SearchPage",
     "Searcher",
     "Skipped",
+    "StoreSettings",
     "Suggester",
     "SuggesterCache",
     "Suggestion",
@@ -61,6 +66,7 @@ __all__ = [
     "iter_records",
     "load_user_dict",
     "open_store",
+    "store_settings",
     "suggest_query",
     "sync_index",
 ]

@@ -1,9 +1,12 @@
 """Chinese text analysis for the index: normalisation, jieba segmentation, identifiers.
 
-This module is part of the on-disk index format. Whoosh pickles the analyzer
-into the index, so the import path ``indexer.analysis.ChineseTokenizer`` must
-not move, and any change to the tokens it produces must bump
-``ANALYZER_VERSION`` (which ``indexer.schema`` folds into the schema version).
+This module is part of the on-disk index format: any change to the tokens it
+produces must bump ``ANALYZER_VERSION`` (which ``indexer.schema`` folds into
+the schema version). It imports no search engine. Whoosh pickles its
+tokenizer adapter into every index as ``indexer.analysis.ChineseTokenizer``
+(and ``BigramTokenizer``); the adapters live in
+``indexer.backends.whoosh.tokenizers`` and are re-exported here lazily, so
+those names keep resolving for indexes built before and after.
 
 How text becomes tokens:
 
@@ -54,7 +57,6 @@ from typing import Any
 
 import jieba
 import opencc
-from whoosh.analysis import Token, Tokenizer
 
 from .errors import IndexerError
 
@@ -390,61 +392,6 @@ def iter_terms(text: str, mode: str = "query") -> Iterator[tuple[str, int, int, 
         pos += max(len(pieces), 1)
 
 
-class _StatelessTokenizer(Tokenizer):  # type: ignore[misc]
-    """A tokenizer without settings: any two of the same class are equal (Whoosh compares schemas)."""
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
-
-
-class ChineseTokenizer(_StatelessTokenizer):
-    """Whoosh tokenizer for Chinese, English and technical identifiers.
-
-    It honours Whoosh's tokenizer contract (``positions``, ``chars``,
-    ``start_pos``, ``start_char``, ``mode``, ``tokenize``), which jieba's own
-    ``ChineseAnalyzer`` ignores; that is why phrase queries work here.
-    """
-
-    def __call__(
-        self,
-        value: str,
-        positions: bool = False,
-        chars: bool = False,
-        keeporiginal: bool = False,
-        removestops: bool = True,
-        start_pos: int = 0,
-        start_char: int = 0,
-        tokenize: bool = True,
-        mode: str = "",
-        **kwargs: Any,
-    ) -> Iterator[Token]:
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        if not tokenize:
-            # Whoosh asks for the whole value as one token (e.g. for ranges).
-            token.original = token.text = normalize(value)
-            token.boost = 1.0
-            if positions:
-                token.pos = start_pos
-            if chars:
-                token.startchar, token.endchar = start_char, start_char + len(value)
-            yield token
-            return
-        for text, pos, start, end in iter_terms(value, mode):
-            token.text = text
-            token.boost = 1.0
-            token.stopped = False
-            if keeporiginal:
-                token.original = value[start:end]
-            if positions:
-                token.pos = start_pos + pos
-            if chars:
-                token.startchar, token.endchar = start_char + start, start_char + end
-            yield token
-
-
 def han_bigrams(text: str) -> list[str]:
     """Overlapping pairs of Han characters in the folded text (a lone character stands alone)."""
     grams: list[str] = []
@@ -457,40 +404,18 @@ def han_bigrams(text: str) -> list[str]:
     return grams
 
 
-class BigramTokenizer(_StatelessTokenizer):
-    """Character bigrams of the Han text, for a second, segmentation-free view of it.
-
-    Word matching depends on jieba splitting the query and the text alike;
-    bigrams do not, so combining both ranks passages whose wording the
-    segmenter cut differently (发球权 / 发球的权力).
-    """
-
-    def __call__(
-        self,
-        value: str,
-        positions: bool = False,
-        chars: bool = False,
-        keeporiginal: bool = False,
-        removestops: bool = True,
-        start_pos: int = 0,
-        start_char: int = 0,
-        tokenize: bool = True,
-        mode: str = "",
-        **kwargs: Any,
-    ) -> Iterator[Token]:
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        for i, gram in enumerate(han_bigrams(value) if tokenize else [normalize(value)]):
-            token.text = token.original = gram
-            token.boost = 1.0
-            token.stopped = False
-            if positions:
-                token.pos = start_pos + i
-            yield token
+# The Whoosh tokenizers live with the Whoosh backend, so that analysing text
+# never imports Whoosh. Indexes pickle them under this module's name, so the
+# names still resolve here, loaded on first use.
+_WHOOSH_ADAPTERS = frozenset({"ChineseTokenizer", "BigramTokenizer"})
 
 
-def chinese_analyzer() -> ChineseTokenizer:
-    """The analyzer every text field uses; changing its output requires a rebuild."""
-    return ChineseTokenizer()
+def __getattr__(name: str) -> Any:
+    if name in _WHOOSH_ADAPTERS:
+        from .backends.whoosh import tokenizers
+
+        return getattr(tokenizers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def subwords(word: str) -> list[str]:

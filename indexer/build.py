@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .backends import IndexTarget, open_store
 from .corpus import Article, ReadOptions, Record, Skipped, iter_records
 from .errors import IndexerError
-from .store import open_store
 
 # Called once per record read, then once with None when every record has been read (the
 # store may still be writing: a multi-process build takes in records faster than it indexes them).
@@ -108,9 +108,8 @@ def _counted(articles: Iterator[Article], stats: BuildStats) -> Iterator[Article
 
 def build_index(
     paths: Iterable[str | Path],
-    index_dir: str | Path,
+    index: IndexTarget,
     progress: Progress | None = None,
-    backend: str | None = None,
     *,
     options: ReadOptions | None = None,
     strict: bool = False,
@@ -123,7 +122,7 @@ def build_index(
     stats = BuildStats()
     started = time.perf_counter()
     records = iter_records(path_list, options, excluded=stats.excluded)
-    store = open_store(index_dir, backend)
+    store = open_store(index)
     try:
         sources = [str(Path(p).resolve()) for p in path_list]
         store.build(_counted(accounted(records, stats, progress, strict), stats), sources)
@@ -138,9 +137,8 @@ def build_index(
 
 def add_documents(
     paths: Iterable[str | Path],
-    index_dir: str | Path,
+    index: IndexTarget,
     progress: Progress | None = None,
-    backend: str | None = None,
     *,
     options: ReadOptions | None = None,
     strict: bool = False,
@@ -152,7 +150,7 @@ def add_documents(
     stats = BuildStats()
     started = time.perf_counter()
     records = iter_records([str(p) for p in paths], options, excluded=stats.excluded)
-    store = open_store(index_dir, backend)
+    store = open_store(index)
     try:
         store.add(_counted(accounted(records, stats, progress, strict), stats))
     except StrictError:
@@ -164,12 +162,10 @@ def add_documents(
     return stats
 
 
-def delete_documents(
-    ids: Iterable[str], index_dir: str | Path, backend: str | None = None
-) -> tuple[list[str], list[str]]:
+def delete_documents(ids: Iterable[str], index: IndexTarget) -> tuple[list[str], list[str]]:
     """Delete documents by id; return ``(deleted, not_found)``."""
     wanted = list(dict.fromkeys(ids))
-    store = open_store(index_dir, backend)
+    store = open_store(index)
     try:
         deleted = store.delete(wanted)
     finally:

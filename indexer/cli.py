@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .backends import store_settings
 from .build import BuildStats, StrictError, add_documents, build_index, delete_documents
 from .corpus import FIELD_NAMES, ReadOptions, Record, count_records
 from .errors import IndexerError
-from .search import MAX_PAGE_SIZE, Searcher
+from .search import PAGE_SIZE_CAP, Searcher
+from .store import StoreSettings
 from .sync import SyncStats, sync_index
 
 DEFAULT_INDEX_DIR = "instance/index"
@@ -46,6 +48,12 @@ def index_option(f: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         help=f"Index directory (or set {INDEX_ENV}).",
     )(f)
+
+
+def _index(index_dir: Path) -> StoreSettings:
+    # The backend (ZHSEARCH_BACKEND) and its settings come from the environment;
+    # --index is the directory of a local index.
+    return store_settings(index_dir, environ=os.environ)
 
 
 def quiet_option(f: F) -> F:
@@ -290,7 +298,7 @@ def _write(
     failure: StrictError | None = None
     with _errors(), _progress(paths, options, quiet, label) as progress:
         try:
-            stats = write(paths, index_dir, progress=progress, options=options, strict=strict)
+            stats = write(paths, _index(index_dir), progress=progress, options=options, strict=strict)
         except StrictError as exc:
             stats, failure = exc.stats, exc
     _report(stats, quiet)
@@ -389,7 +397,9 @@ def sync(
     failure: StrictError | None = None
     with _errors(), _progress(paths, options, quiet, "syncing") as progress:
         try:
-            stats = sync_index(paths, index_dir, progress=progress, options=options, strict=strict, dry_run=dry_run)
+            stats = sync_index(
+                paths, _index(index_dir), progress=progress, options=options, strict=strict, dry_run=dry_run
+            )
         except StrictError as exc:
             assert isinstance(exc.stats, SyncStats)
             stats, failure = exc.stats, exc
@@ -412,7 +422,7 @@ def delete(ids: tuple[str, ...], index_dir: Path, quiet: bool) -> None:
       zhsearch delete ernie-45-open-source posts/old.md
     """
     with _errors():
-        deleted, missing = delete_documents(ids, index_dir)
+        deleted, missing = delete_documents(ids, _index(index_dir))
     if not quiet:
         click.echo(f"deleted {len(deleted)} documents", err=True)
     if missing:
@@ -430,7 +440,7 @@ def info(index_dir: Path, as_json: bool) -> None:
       zhsearch info --index /srv/zhsearch/index
     """
     with _errors():
-        searcher = Searcher(index_dir)
+        searcher = Searcher(_index(index_dir))
         try:
             details = searcher.info()
         finally:
@@ -466,7 +476,7 @@ def info(index_dir: Path, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("query")
-@click.option("-n", "limit", default=10, show_default=True, type=click.IntRange(1, MAX_PAGE_SIZE), help="Results.")
+@click.option("-n", "limit", default=10, show_default=True, type=click.IntRange(1, PAGE_SIZE_CAP), help="Results.")
 @click.option("--page", default=1, show_default=True, type=click.IntRange(1), help="Page of results.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as /api/search.")
 @index_option
@@ -482,7 +492,7 @@ def search(query: str, limit: int, page: int, as_json: bool, index_dir: Path) ->
       zhsearch search '"ERNIE 4.5" 开源' -n 5 --json
     """
     with _errors():
-        searcher = Searcher(index_dir)
+        searcher = Searcher(_index(index_dir))
         try:
             result = searcher.search(query, page=page, size=limit)
         finally:
@@ -521,7 +531,7 @@ def serve(index_dir: Path, host: str, port: int, workers: int) -> None:
     """
     with _errors():
         # Fail here, with the CLI's message, rather than inside every worker.
-        searcher = Searcher(index_dir)
+        searcher = Searcher(_index(index_dir))
         try:
             searcher.info()
         finally:

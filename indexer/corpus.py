@@ -25,7 +25,7 @@ from typing import Any
 import pathspec
 
 from .errors import CorpusError
-from .formats import (
+from .readers.formats import (
     JSON_SUFFIXES,
     JSONL_SUFFIXES,
     MARKDOWN_SUFFIXES,

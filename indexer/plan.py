@@ -1,19 +1,98 @@
 """From a parsed query to what a backend runs: synonyms, filters, terms and matching rules.
 
 Everything here is backend-neutral, so the Whoosh backend and a remote
-engine expand synonyms, require terms and highlight in the same way.
+engine expand synonyms, require terms and highlight in the same way. It
+plans queries only; re-ranking the hits a search returns is ``indexer.rank``.
+
+**Synonyms** are expanded when a query is run, so editing the file needs no
+re-index, and a running service notices the change within a second or two.
+Set the file with ``ZHSEARCH_SYNONYMS``. One group per line, members
+separated by commas (``,`` ``，`` ``、``) or semicolons; ``#`` starts a
+comment::
+
+    飞桨, PaddlePaddle
+    大模型, LLM, 大语言模型
+    混合专家, MoE
 """
 
 from __future__ import annotations
 
+import os
+import re
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
-from .analysis import QUESTION_WORDS, STOP_WORDS, folded_pattern, identifier_pieces, query_terms
+from .analysis import QUESTION_WORDS, STOP_WORDS, identifier_pieces, normalize, query_terms
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
-from .store import RawHit
-from .vocabulary import Synonyms
+
+SYNONYMS_ENV = "ZHSEARCH_SYNONYMS"
+# How often a running process looks at the synonyms file's modification time.
+RELOAD_CHECK_S = 1.0
+
+_SPLIT_RE = re.compile(r"[,，、;；]")
+
+
+def parse_synonyms(text: str) -> dict[str, tuple[str, ...]]:
+    """Map each folded member of every group to the whole group (members as written)."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0]
+        members = [" ".join(m.split()) for m in _SPLIT_RE.split(line)]
+        members = [m for m in members if m]
+        if len(members) < 2:
+            continue
+        group = tuple(dict.fromkeys(members))
+        for member in group:
+            key = normalize(member)
+            # A word in several groups gets the union of them.
+            groups[key] = tuple(dict.fromkeys(groups.get(key, ()) + group))
+    return groups
+
+
+class Synonyms:
+    """Synonym groups from a file, reloaded when the file changes."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        chosen = str(path) if path else os.environ.get(SYNONYMS_ENV, "")
+        self.path = Path(chosen) if chosen else None
+        self._groups: dict[str, tuple[str, ...]] = {}
+        self._mtime: float | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self._reload()
+
+    def _reload(self) -> None:
+        if self.path is None:
+            return
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            self._groups, self._mtime = {}, None
+            return
+        if mtime == self._mtime:
+            return
+        try:
+            with open(self.path, encoding="utf-8-sig") as f:
+                self._groups = parse_synonyms(f.read())
+        except (OSError, UnicodeDecodeError):
+            # Keep the last good groups rather than failing every query.
+            return
+        self._mtime = mtime
+
+    def lookup(self, text: str) -> tuple[str, ...]:
+        """The synonym group of ``text`` (folded, whitespace-collapsed), or ()."""
+        if self.path is not None:
+            now = time.monotonic()
+            if now - self._checked >= RELOAD_CHECK_S:
+                with self._lock:
+                    self._checked = now
+                    self._reload()
+        return self._groups.get(normalize(" ".join(text.split())), ())
+
 
 # A chunk typed without spaces that splits into more terms than this is read
 # as a question: not every term has to match (see ``min_should_match``).
@@ -179,74 +258,3 @@ def highlight_terms(node: Node | None) -> frozenset[str]:
                 found.add(term)
                 found.update(identifier_pieces(term))
     return frozenset(found)
-
-
-# How much a question's score grows when all its adjacent word pairs occur
-# side by side in a document (proportionally for some of them).
-PROXIMITY_WEIGHT = 0.3
-# How much a keyword chunk's score grows when the document has the chunk as
-# typed (混合专家 rather than 混合 ... 专家).
-EXACT_RUN_WEIGHT = 1.0
-# Longer runs are questions, where the whole run almost never occurs.
-MAX_RUN_TERMS = 6
-
-
-@dataclass(frozen=True)
-class Proximity:
-    """What the best hits are checked for: a question's word pairs and keyword chunks as typed.
-
-    Each is a joined string of Chinese query terms, found in a document when
-    it occurs in the document's folded text; that needs no positions.
-    """
-
-    pairs: tuple[str, ...] = ()
-    runs: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.pairs or self.runs)
-
-
-def proximity(node: Node | None) -> Proximity:
-    """The word pairs of the question-like chunks and the runs of the keyword chunks in ``node``.
-
-    Only Chinese words count: spacing between Latin words varies, and an
-    identifier is already matched whole.
-    """
-    pairs: list[str] = []
-    runs: list[str] = []
-    for item in positive_texts(node):
-        if not isinstance(item, Text):
-            continue
-        plan = plan_text(item.text, item.relaxed)
-        if plan.all_required:
-            if 1 < len(plan.terms) <= MAX_RUN_TERMS and not any(t.isascii() for t in plan.terms):
-                runs.append("".join(plan.terms))
-            continue
-        for a, b in zip(plan.terms, plan.terms[1:], strict=False):
-            if a in plan.content and b in plan.content and not (a.isascii() or b.isascii()):
-                pairs.append(a + b)
-    return Proximity(tuple(dict.fromkeys(pairs)), tuple(dict.fromkeys(runs)))
-
-
-def rerank_by_proximity(hits: list[RawHit], near: Proximity) -> list[RawHit]:
-    """Reorder hits, raising each score by the share of word pairs and runs found in it.
-
-    Whoosh can score phrases itself, but checking a phrase in every matching
-    document costs several times the search, and a question has many short
-    phrases; checking the folded text of the best few dozen hits is cheap and
-    ranks as well on the benchmarks.
-    """
-    if not near or not hits:
-        return hits
-
-    def share(found: tuple[str, ...], text: str) -> float:
-        return sum(1 for p in found if folded_pattern(p).search(text)) / len(found) if found else 0.0
-
-    def boosted(hit: RawHit) -> float:
-        text = f"{hit.doc.title}\n{hit.doc.body}"
-        bonus = PROXIMITY_WEIGHT * share(near.pairs, text) + EXACT_RUN_WEIGHT * share(near.runs, text)
-        return hit.score * (1 + bonus)
-
-    scored = [(boosted(h), i, h) for i, h in enumerate(hits)]
-    scored.sort(key=lambda t: (-t[0], t[1]))
-    return [RawHit(h.doc, score) for score, _, h in scored]

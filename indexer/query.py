@@ -1,6 +1,6 @@
 """The query language, parsed into a small tree that every backend compiles.
 
-Syntax (documented in the README and on the search page)::
+Syntax (documented in docs/cli.md and on the search page)::
 
     飞桨 开源              words separated by spaces must all match
     "开源大模型"            a quoted phrase matches adjacent text

@@ -14,23 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import init_jieba, query_terms
+from .backends import IndexTarget, open_store
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
-from .plan import (
-    Proximity,
-    add_filters,
-    drop_stop_chunks,
-    expand_synonyms,
-    highlight_terms,
-    proximity,
-    rerank_by_proximity,
-)
+from .plan import Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_terms
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
-from .store import FACETS, SORTS, IndexInfo, IndexStore, RawPage, SearchRequest, open_store
-from .vocabulary import Synonyms
+from .rank import Proximity, proximity, rerank_by_proximity
+from .store import FACETS, SORTS, IndexInfo, IndexStore, RawPage, SearchRequest
 
-MAX_PAGE_SIZE = 100
+# The largest page any caller may ask for: a hard cap of the library (the web
+# service's MAX_PAGE_SIZE setting may be lower, never higher).
+PAGE_SIZE_CAP = 100
 # How many of the best hits are reordered by word proximity.
 RERANK_DEPTH = 50
 
@@ -129,15 +124,13 @@ class Searcher:
 
     def __init__(
         self,
-        index_dir: str | Path,
-        backend: str | None = None,
+        index: IndexTarget,
         store: IndexStore | None = None,
         synonyms: str | Path | None = None,
     ) -> None:
-        self.index_dir = Path(index_dir)
         # Load jieba's dictionary now, not inside the first query's timing.
         init_jieba()
-        self.store = store if store is not None else open_store(index_dir, backend)
+        self.store = store if store is not None else open_store(index)
         self.synonyms = Synonyms(synonyms)
 
     def search(
@@ -163,8 +156,8 @@ class Searcher:
         """
         if page < 1:
             raise QueryError("page must be 1 or more")
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise QueryError(f"size must be between 1 and {MAX_PAGE_SIZE}")
+        if not 1 <= size <= PAGE_SIZE_CAP:
+            raise QueryError(f"size must be between 1 and {PAGE_SIZE_CAP}")
         if sort not in SORTS:
             raise QueryError(f"sort must be one of: {', '.join(SORTS)}")
         q = " ".join(q.split())
@@ -188,7 +181,7 @@ class Searcher:
         )
         # Ranking has two steps when the query has words that may sit side by
         # side: the store's best RERANK_DEPTH hits are reordered by word
-        # proximity (see plan.rerank_by_proximity). Boosts only raise scores,
+        # proximity (see rank.rerank_by_proximity). Boosts only raise scores,
         # so the reordered block still ranks above every hit after it.
         raw, relaxed = self._ranked(request, proximity(expanded)), False
         if raw is not None and raw.total == 0 and is_free_text(tree):

@@ -1,26 +1,20 @@
 """The storage seam: the one small interface every index backend implements.
 
 Everything above this line (building, searching, highlighting, the CLI and
-the web service) talks to an ``IndexStore``; only a backend module knows how
-documents are stored and queried. ``open_store`` picks the backend.
+the web service) talks to an ``IndexStore``; only a backend package knows how
+documents are stored and queried. This module names no backend: the
+registry in ``indexer.backends`` maps names to packages and opens stores.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 from .corpus import Article
-from .errors import IndexerError
 from .query import Node
-
-BACKENDS = ("whoosh", "typesense")
-# Chooses the backend when the caller names none (the CLI and the web service).
-BACKEND_ENV = "ZHSEARCH_BACKEND"
 
 
 @dataclass(frozen=True)
@@ -41,6 +35,7 @@ class RawPage:
     partial: bool = False
 
 
+# The orders a search can ask for, and the fields facets are counted over.
 SORTS = ("relevance", "date")
 FACETS = ("source", "tags")
 
@@ -91,6 +86,15 @@ class IndexInfo:
         }
 
 
+class StoreSettings(Protocol):
+    """Where an index is and how to reach it; each backend defines its own (a directory, a cluster)."""
+
+    @property
+    def backend(self) -> str:
+        """The registry name of the backend these settings are for."""
+        ...
+
+
 class IndexStore(Protocol):
     """build, add, delete, search, get, info: all a backend has to provide."""
 
@@ -129,21 +133,3 @@ class IndexStore(Protocol):
     def close(self) -> None:
         """Release files and connections."""
         ...
-
-
-def open_store(index_dir: str | Path, backend: str | None = None) -> IndexStore:
-    """Open the index with the named backend, else ``ZHSEARCH_BACKEND``, else Whoosh (it may not exist yet).
-
-    ``index_dir`` is where Whoosh keeps its files; the Typesense backend keeps
-    its state in the cluster and ignores it (see ``indexer.typesense_backend``).
-    """
-    chosen = backend or os.environ.get(BACKEND_ENV, "whoosh")
-    if chosen == "whoosh":
-        from .whoosh_backend import WhooshStore
-
-        return WhooshStore(Path(index_dir))
-    if chosen == "typesense":
-        from .typesense_backend import TypesenseStore
-
-        return TypesenseStore()
-    raise IndexerError(f"unknown index backend {chosen!r}; choose one of: {', '.join(BACKENDS)}")

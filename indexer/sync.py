@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
+from .backends import IndexTarget, open_store
 from .build import BuildStats, Progress, StrictError, accounted
 from .corpus import Article, PathFilter, ReadOptions, iter_records, origin_file
 from .errors import IndexMissingError
-from .store import open_store
 
 
 @dataclass
@@ -105,9 +105,8 @@ def _covered(stored_origin: str, lost: set[str]) -> str | None:
 
 def sync_index(
     paths: Iterable[str | Path],
-    index_dir: str | Path,
+    index: IndexTarget,
     progress: Progress | None = None,
-    backend: str | None = None,
     *,
     options: ReadOptions | None = None,
     strict: bool = False,
@@ -124,7 +123,7 @@ def sync_index(
     started = time.perf_counter()
     records = iter_records(path_list, opts, excluded=stats.excluded)
     scopes = [Scope.of(p, opts) for p in path_list]
-    store = open_store(index_dir, backend)
+    store = open_store(index)
     try:
         try:
             manifest = store.manifest()

@@ -6,13 +6,13 @@ environment variables; tests pass a dict instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-from indexer import Searcher, SuggesterCache, init_jieba, load_user_dict
+from indexer import PAGE_SIZE_CAP, IndexerError, Searcher, SuggesterCache, init_jieba, load_user_dict, store_settings
 
 from . import errors, security, views
 
@@ -32,7 +32,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if app.config.get("USER_DICT"):
         load_user_dict(app.config["USER_DICT"])
     init_jieba()
-    searcher = Searcher(Path(app.config["INDEX_DIR"]), synonyms=app.config.get("SYNONYMS") or None)
+    if int(app.config["MAX_PAGE_SIZE"]) > PAGE_SIZE_CAP:
+        raise IndexerError(
+            f"ZHSEARCH_MAX_PAGE_SIZE is {app.config['MAX_PAGE_SIZE']}, above zhsearch's limit of {PAGE_SIZE_CAP} "
+            f"results per page; set it to {PAGE_SIZE_CAP} or less"
+        )
+    # The backend and its settings (ZHSEARCH_BACKEND, ZHSEARCH_TYPESENSE_*) come from the
+    # environment, like every other setting; INDEX_DIR is the directory of a local index.
+    settings = store_settings(app.config["INDEX_DIR"], backend=app.config.get("BACKEND") or None, environ=os.environ)
+    searcher = Searcher(settings, synonyms=app.config.get("SYNONYMS") or None)
     # Fail at start-up with a clear message if the index is missing or stale.
     for warning in searcher.info().warnings:
         app.logger.warning("zhsearch: %s", warning)

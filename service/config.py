@@ -2,9 +2,13 @@
 
 # Where the index lives; the CLI's --index uses the same variable, ZHSEARCH_INDEX_DIR.
 INDEX_DIR = "instance/index"
+# Which backend holds the index: "whoosh" (local, the default) or "typesense" (a cluster,
+# set with ZHSEARCH_TYPESENSE_NODES, _API_KEY and _COLLECTION). Empty means whoosh.
+BACKEND = ""
 # Results per page when the request does not say.
 PER_PAGE = 10
-# Largest page size /api/search accepts.
+# Largest page size /api/search accepts. At most indexer.PAGE_SIZE_CAP (100), the
+# library's own limit: a larger setting stops the service at start-up.
 MAX_PAGE_SIZE = 50
 # Deepest page anyone may ask for; deep pages cost a full sort for little use.
 MAX_PAGE = 100

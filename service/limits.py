@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-SORTS = ("relevance", "date")
 # At most this many source= (or tag=) values, each at most this long.
 MAX_FILTER_VALUES = 10
 MAX_FILTER_CHARS = 100

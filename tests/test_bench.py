@@ -1,17 +1,13 @@
-"""Fast checks of the benchmark's pure helpers (bench/bench_stats.py, the peers' query translation)."""
+"""Fast checks of the benchmark's helpers (bench/bench_stats.py, bench/harness.py, the peers' query translation)."""
 
 from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 import pytest
-
-from .conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_stats import (  # noqa: E402
+from bench_stats import (
     Latencies,
     evenly_spaced,
     fmt_ratio,
@@ -22,7 +18,10 @@ from bench_stats import (  # noqa: E402
     sample_docs,
     stratified,
 )
-from bench_systems import fts5_query, query_clauses, tantivy_query  # noqa: E402
+from bench_systems import fts5_query, query_clauses, tantivy_query
+from harness import ServerError, free_ports, running_server
+
+from .conftest import ROOT
 
 
 def test_percentile_interpolates_like_numpy() -> None:
@@ -36,6 +35,8 @@ def test_percentile_interpolates_like_numpy() -> None:
     assert math.isnan(percentile([], 50))
     with pytest.raises(ValueError):
         percentile(values, 101)
+    with pytest.raises(ValueError):
+        percentile([], -1)
 
 
 def test_latencies_and_ratio() -> None:
@@ -92,3 +93,25 @@ def test_peer_query_translation() -> None:
     ]
     assert tantivy_query(clauses) == '+title:ubuntu +开源 +软件 +"linux 基金会" +http +2'
     assert fts5_query(clauses) == 'title : "ubuntu" AND "开源" AND "软件" AND "linux 基金会" AND "http" AND "2"'
+
+
+def test_free_ports_are_distinct() -> None:
+    ports = free_ports(6)
+    assert len(set(ports)) == 6 and all(0 < p < 65536 for p in ports)
+
+
+def test_running_server_is_polled_until_healthy_and_stopped(tmp_path: Path) -> None:
+    # Any HTTP server shows the start/poll/stop cycle; the standard library's answers 200 on "/".
+    port = free_ports(1)[0]
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)]
+    with running_server(cmd, port, tmp_path / "server.log", health_path="/") as server:
+        assert server.url == f"http://127.0.0.1:{port}"
+        assert server.proc.poll() is None
+    assert server.proc.poll() is not None
+
+
+def test_a_server_that_exits_is_an_error_with_its_log(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", "import sys; print('no index here'); sys.exit(3)"]
+    with pytest.raises(ServerError, match="(?s)status 3.*no index here"):
+        with running_server(cmd, free_ports(1)[0], tmp_path / "server.log"):
+            pass

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import zhsearch_server
 
 from .conftest import ROOT
-from .live_server import serve
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +60,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve(index_dir, tmp_path_factory.mktemp("browser-server"), env={"ZHSEARCH_PER_PAGE": str(PER_PAGE)}) as base:
-        yield base
+    log = tmp_path_factory.mktemp("browser-server") / "server.log"
+    with zhsearch_server(index_dir, log, env={"ZHSEARCH_PER_PAGE": str(PER_PAGE)}) as server:
+        yield server.url
 
 
 class Page:

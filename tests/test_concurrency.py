@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from harness import zhsearch_server
 
 from indexer import Searcher, build_index
+from indexer.backends.whoosh import WhooshSettings, WhooshStore
 from indexer.corpus import Article
-from indexer.whoosh_backend import WhooshStore
 
-from .live_server import serve
 from .test_crash import Poller, http_get, run_cli, start_cli, wait_until, write_corpus
 
 pytestmark = pytest.mark.slow
@@ -149,7 +149,8 @@ def test_write_timeout_must_be_a_number(index: Path) -> None:
 def test_add_and_delete_reach_a_running_server_without_a_failed_request(index: Path, tmp_path: Path) -> None:
     cycles, batch = 3, 30
     marker = write_corpus(tmp_path / "marker.jsonl", "mk", batch, seed=14, marker="zzmarker")
-    with serve(index, tmp_path, workers=2) as base:
+    with zhsearch_server(index, tmp_path / "server.log", workers=2) as server:
+        base = server.url
         marker_url = f"{base}/api/search?" + urllib.parse.urlencode({"q": "zzmarker", "size": 50})
         urls = [
             f"{base}/api/search?" + urllib.parse.urlencode({"q": "数据库 开源"}),
@@ -205,13 +206,13 @@ def test_add_and_delete_reach_a_running_server_without_a_failed_request(index: P
 def test_index_size_is_read_while_writers_commit(index: Path) -> None:
     # /healthz and `info` list the index files while another process's commit deletes merged
     # segments and old TOCs. One store per reader, as in gunicorn's single-threaded workers.
-    writer = WhooshStore(index)
+    writer = WhooshStore(WhooshSettings(index))
     docs = [Article(id=f"x{i}", title="并发写入", body="测试内容") for i in range(5)]
     errors: list[str] = []
     stop = time.monotonic() + 4
 
     def read() -> None:
-        reader = WhooshStore(index)
+        reader = WhooshStore(WhooshSettings(index))
         try:
             while time.monotonic() < stop:
                 try:

@@ -10,7 +10,7 @@ import pytest
 
 from indexer import Article, CorpusError, Skipped, iter_records
 from indexer.corpus import ReadOptions, article_from_mapping, count_records, origin_file, parse_date
-from indexer.formats import MAX_DOCUMENT_BYTES
+from indexer.readers.formats import MAX_DOCUMENT_BYTES
 
 from .conftest import MINI_CORPUS
 

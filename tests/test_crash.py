@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import free_port, zhsearch_server
 from whoosh import index as whoosh_index
 
 from indexer import Searcher, build_index
-
-from .live_server import free_port, serve
 
 pytestmark = pytest.mark.slow
 
@@ -283,7 +282,8 @@ def test_sigkill_at_any_moment_of_a_build_leaves_the_served_index_intact(
     plan: list[tuple[str | None, float]] = [(p, 0.0) for p in PHASES]
     plan += [(None, rng.uniform(0.2, build_seconds)) for _ in range(3)]
     swaps = 0
-    with serve(index, tmp_path, workers=2) as base:
+    with zhsearch_server(index, tmp_path / "server.log", workers=2) as server:
+        base = server.url
         baseline = http_snapshot(base)
         assert baseline == local_snapshot(index)
         assert baseline["rare3"][0] > 0 and baseline["数据库"][0] > 0

@@ -11,16 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from .live_server import serve
+from harness import zhsearch_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve(index_dir, tmp_path_factory.mktemp("server"), workers=2) as base:
-        yield base
+    with zhsearch_server(index_dir, tmp_path_factory.mktemp("server") / "server.log", workers=2) as server:
+        yield server.url
 
 
 def get(url: str) -> tuple[int, dict[str, object]]:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import bench_stats
 import pytest
 
 from .conftest import ROOT
@@ -94,12 +95,13 @@ def test_recall_counts_relevant_ids_within_k() -> None:
     assert ev.recall_at([], {"a"}, 100) == 0.0
 
 
-def test_percentile_interpolates_between_ranks() -> None:
-    assert ev.percentile([5.0], 95) == 5.0
-    assert ev.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
+def test_percentile_is_the_shared_one() -> None:
+    assert ev.percentile is bench_stats.percentile
     # Position 0.95 * 19 = 18.05 in 1..20: between 19 and 20.
     assert ev.percentile([float(i) for i in range(20, 0, -1)], 95) == pytest.approx(19.05)
-    assert ev.percentile([], 95) == 0.0
+    # The shared percentile is NaN for no values; a run without queries still reports 0.0 ms, as before.
+    assert math.isnan(ev.percentile([], 95))
+    assert ev.summarize([]).p95_ms == 0.0
 
 
 def test_summarize_averages_over_queries_and_counts_errors_as_misses() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from indexer import Article, Searcher, Skipped, build_index, iter_records
 from indexer.corpus import ReadOptions
-from indexer.encodings import DecodeError, decode
+from indexer.readers.encodings import DecodeError, decode
 
 from .conftest import DATA, ROOT
 

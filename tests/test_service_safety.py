@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from harness import zhsearch_server
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from indexer import build_index
 from service import create_app
-
-from .live_server import serve
 
 NASTY = [
     "<script>alert(1)</script>",
@@ -211,8 +210,8 @@ def test_unexpected_errors_show_no_traceback(index_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def live(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve(index_dir, tmp_path_factory.mktemp("safety-server")) as base:
-        yield base
+    with zhsearch_server(index_dir, tmp_path_factory.mktemp("safety-server") / "server.log") as server:
+        yield server.url
 
 
 def raw_get(base: str, target: bytes) -> tuple[int, dict[str, str], bytes]:

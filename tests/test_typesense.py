@@ -4,44 +4,39 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
+from typesense_cluster import TypesenseCluster
 
 from indexer import Article, build_index
+from indexer.backends.typesense import TypesenseSettings, TypesenseStore
 from indexer.query import parse_query
 from indexer.store import SearchRequest
-from indexer.typesense_backend import TypesenseSettings, TypesenseStore
 
 from .conftest import MINI_CORPUS
-from .typesense_cluster import TypesenseCluster, start_or_skip
 
 pytestmark = pytest.mark.cluster
 
 VISIBLE_WITHIN_S = 10.0
+COLLECTION = "zhsearch_test"
 
 
-@pytest.fixture
-def cluster() -> Iterator[TypesenseCluster]:
-    c = start_or_skip(3)
-    try:
-        yield c
-    finally:
-        c.stop()
+def settings_for(cluster: TypesenseCluster, nodes: list[str] | None = None) -> TypesenseSettings:
+    """The index on the given nodes only (all of them by default)."""
+    return TypesenseSettings(tuple(nodes or cluster.urls), cluster.api_key, COLLECTION)
 
 
 def store_for(cluster: TypesenseCluster, nodes: list[str] | None = None) -> TypesenseStore:
     """A store that talks to the given nodes only (all of them by default)."""
-    return TypesenseStore(TypesenseSettings(tuple(nodes or cluster.urls), cluster.api_key, "zhsearch_test"))
+    return TypesenseStore(settings_for(cluster, nodes))
 
 
 @pytest.fixture
-def built(cluster: TypesenseCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TypesenseStore:
-    monkeypatch.setenv("ZHSEARCH_TYPESENSE_NODES", ",".join(cluster.urls))
-    monkeypatch.setenv("ZHSEARCH_TYPESENSE_API_KEY", cluster.api_key)
-    monkeypatch.setenv("ZHSEARCH_TYPESENSE_COLLECTION", "zhsearch_test")
-    assert build_index([MINI_CORPUS], tmp_path / "unused", backend="typesense").indexed == 8
+def built(cluster: TypesenseCluster) -> TypesenseStore:
+    # The session's cluster: bring back the nodes an earlier test killed and drop what it indexed.
+    cluster.reset()
+    assert build_index([MINI_CORPUS], settings_for(cluster)).indexed == 8
     return store_for(cluster)
 
 
@@ -76,10 +71,10 @@ def test_add_and_delete_reach_every_node(cluster: TypesenseCluster, built: Types
 
 
 def test_rebuild_switches_atomically_and_drops_the_old_collection(
-    cluster: TypesenseCluster, built: TypesenseStore, tmp_path: Path
+    cluster: TypesenseCluster, built: TypesenseStore
 ) -> None:
     before = built.info().path
-    assert build_index([MINI_CORPUS / "notes"], tmp_path / "unused", backend="typesense").indexed >= 1
+    assert build_index([MINI_CORPUS / "notes"], settings_for(cluster)).indexed >= 1
     eventually(lambda: built.info().path != before, "alias switched")
     info = built.info()
     assert info.documents == len(built.manifest()) < 8

@@ -16,9 +16,9 @@ from whoosh.collectors import FacetCollector, UnlimitedCollector
 from whoosh.searching import Searcher as WhooshSearcher
 
 from indexer import Searcher, build_index
+from indexer.backends.whoosh.query import compile_request_query
 from indexer.query import parse_query
 from indexer.store import FACETS, SearchRequest
-from indexer.whoosh_query import compile_request_query
 
 from .random_docs import write_random_docs
 

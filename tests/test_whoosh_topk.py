@@ -14,9 +14,9 @@ from whoosh import query as wq
 from whoosh import scoring
 
 from indexer import Searcher, build_index
+from indexer.backends.whoosh.query import compile_request_query
 from indexer.query import parse_query
 from indexer.store import SearchRequest
-from indexer.whoosh_query import compile_request_query
 
 from .random_docs import write_random_docs
 

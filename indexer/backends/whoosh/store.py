@@ -33,8 +33,8 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,19 @@ from whoosh.collectors import SortingCollector, TimeLimit, TimeLimitCollector, T
 from whoosh.index import LockError
 from whoosh.searching import Searcher as WhooshSearcher
 
-from . import __version__
-from .analysis import current_user_dict, init_jieba
-from .corpus import Article
-from .errors import IndexBusyError, IndexDirError, IndexerError, IndexMissingError, SchemaMismatchError
-from .schema import (
+from ...analysis import init_jieba
+from ...corpus import Article
+from ...errors import IndexBusyError, IndexDirError, IndexerError, IndexMissingError, SchemaMismatchError
+from ...index_meta import (
+    MAX_FACET_VALUES,
+    REBUILD_HINT,
+    format_refusal,
+    index_info,
+    new_build_record,
+    now,
+    touched,
+)
+from ...schema import (
     BODY,
     CONTENT,
     CONTENT_BI,
@@ -61,11 +69,11 @@ from .schema import (
     TAGS,
     TITLE,
     URL,
-    build_schema,
 )
-from .store import IndexInfo, RawHit, RawPage, SearchRequest
-from .whoosh_query import compile_request_query
-from .whoosh_scoring import CachedBM25F
+from ...store import IndexInfo, RawHit, RawPage, SearchRequest
+from .query import compile_request_query
+from .schema import build_schema
+from .scoring import CachedBM25F
 
 CURRENT = "CURRENT"
 META_FILE = "zhsearch.json"
@@ -86,18 +94,12 @@ FORMAT_NAME = "zhsearch-index"
 # BM25F with the usual constants; the title field carries its own boost (schema.TITLE_BOOST).
 WEIGHTING = CachedBM25F(B=0.75, K1=1.2)
 
-REBUILD_HINT = "rebuild it with `zhsearch build PATH...`"
-MAX_FACET_VALUES = 20
 # Processes a full build uses; defaults to the number of CPUs.
 BUILD_PROCS_ENV = "ZHSEARCH_BUILD_PROCS"
 # Facet name -> indexed field (a document has several tags, counted under each).
 _FACET_FIELDS = {SOURCE: SOURCE, "tags": TAGS}
 # Where a searcher keeps each document's facet values once read.
 _FACET_CACHE_ATTR = "_zhsearch_facet_values"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _fsync_tree(path: Path) -> None:
@@ -224,24 +226,6 @@ def _build_writer_options() -> dict[str, Any]:
     return {"limitmb": WRITER_LIMIT_MB, "procs": procs, "multisegment": True, "compound": False}
 
 
-def _user_dict_meta() -> dict[str, str] | None:
-    loaded = current_user_dict()
-    return {"path": loaded.path, "sha256": loaded.sha256} if loaded else None
-
-
-def user_dict_warnings(recorded: dict[str, str] | None) -> list[str]:
-    """Say so when the running user dictionary differs from the one the index was built with."""
-    running = _user_dict_meta()
-    if (recorded or {}).get("sha256") == (running or {}).get("sha256"):
-        return []
-    built = recorded["path"] if recorded else "no user dictionary"
-    now = running["path"] if running else "no user dictionary"
-    return [
-        f"the index was built with {built} but this process uses {now}; "
-        "segmentation differs, so rebuild the index with the current dictionary"
-    ]
-
-
 def _fields(article: Article) -> dict[str, Any]:
     fields: dict[str, Any] = {
         ID_FIELD: article.id,
@@ -358,13 +342,29 @@ def _facet_counts(searcher: WhooshSearcher, field: str, docnums: list[int]) -> l
     return items[:MAX_FACET_VALUES]
 
 
+@dataclass(frozen=True)
+class WhooshSettings:
+    """Where a Whoosh index lives: one directory on local disk."""
+
+    index_dir: Path
+    backend: str = field(default="whoosh", init=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], index_dir: str | Path | None) -> WhooshSettings:
+        """The directory given (the CLI's ``--index``, the service's ``INDEX_DIR``); Whoosh reads no other setting."""
+        if index_dir is None or not str(index_dir).strip():
+            raise IndexerError("the Whoosh backend needs an index directory: pass --index or set ZHSEARCH_INDEX_DIR")
+        return cls(Path(index_dir))
+
+
 class WhooshStore:
     """``IndexStore`` on a local Whoosh index (see the module docstring for the layout)."""
 
     backend = "whoosh"
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, settings: WhooshSettings) -> None:
+        self.settings = settings
+        self.root = Path(settings.index_dir)
         self._lock = threading.Lock()
         self._gen: Path | None = None
         self._ix: Any = None
@@ -407,10 +407,7 @@ class WhooshStore:
             raise SchemaMismatchError(f"cannot read {gen / META_FILE} ({exc}); {REBUILD_HINT}") from None
         found = meta.get("schema_version")
         if found != SCHEMA_VERSION:
-            raise SchemaMismatchError(
-                f"the index at {self.root} uses format {found}, but this zhsearch ({__version__}) "
-                f"reads format {SCHEMA_VERSION}; {REBUILD_HINT}"
-            )
+            raise SchemaMismatchError(format_refusal(f"the index at {self.root}", found, SCHEMA_VERSION))
         return meta
 
     @contextlib.contextmanager
@@ -456,25 +453,12 @@ class WhooshStore:
         )
 
     def _new_generation(self, sources: list[str]) -> tuple[Path, Any]:
-        stamp = _now().strftime("%Y%m%dT%H%M%S%f")
+        stamp = now().strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{os.getpid()}"
         tmp = self.root / f"{TMP_PREFIX}{name}"
         tmp.mkdir()
         ix = whoosh_index.create_in(str(tmp), build_schema())
-        now = _now().isoformat(timespec="seconds")
-        _write_json_atomic(
-            tmp / META_FILE,
-            {
-                "format": FORMAT_NAME,
-                "schema_version": SCHEMA_VERSION,
-                "backend": self.backend,
-                "zhsearch_version": __version__,
-                "built_at": now,
-                "updated_at": now,
-                "sources": sources,
-                "user_dict": _user_dict_meta(),
-            },
-        )
+        _write_json_atomic(tmp / META_FILE, new_build_record(self.backend, sources, format=FORMAT_NAME))
         return tmp, ix
 
     def _publish(self, tmp: Path) -> Path:
@@ -514,9 +498,7 @@ class WhooshStore:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def _touch_meta(self, gen: Path) -> None:
-        meta = self._read_meta(gen)
-        meta["updated_at"] = _now().isoformat(timespec="seconds")
-        _write_json_atomic(gen / META_FILE, meta)
+        _write_json_atomic(gen / META_FILE, touched(self._read_meta(gen)))
 
     # -- writing ----------------------------------------------------------
 
@@ -699,23 +681,12 @@ class WhooshStore:
         searcher = self._get_searcher()
         assert self._gen is not None
         meta = self._read_meta(self._gen)
-        size = _files_size(self._gen)
-
-        def when(key: str) -> datetime | None:
-            value = meta.get(key)
-            return datetime.fromisoformat(value) if value else None
-
-        return IndexInfo(
-            path=str(self.root),
+        return index_info(
+            meta,
             backend=self.backend,
+            path=str(self.root),
             documents=searcher.doc_count(),
-            size_bytes=size,
-            schema_version=str(meta.get("schema_version")),
-            built_at=when("built_at"),
-            updated_at=when("updated_at"),
-            sources=list(meta.get("sources") or []),
-            user_dict=meta.get("user_dict"),
-            warnings=user_dict_warnings(meta.get("user_dict")),
+            size_bytes=_files_size(self._gen),
         )
 
     def close(self) -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from whoosh import query as wq
 
-from .analysis import han_bigrams, identifier_pieces, subwords
-from .plan import plan_text
-from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
-from .schema import CONTENT, CONTENT_BI, DATE, TITLE
-from .whoosh_scoring import AnyTerm
+from ...analysis import han_bigrams, identifier_pieces, subwords
+from ...plan import plan_text
+from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
+from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
+from .scoring import AnyTerm
 
 # Weight of the dictionary words inside a long query word, for questions.
 SUBWORD_BOOST = 0.3
@@ -108,7 +108,7 @@ def compile_node(node: Node | None) -> Any | None:
         if negative:
             return wq.AndNot(core, negative[0] if len(negative) == 1 else wq.Or(negative))
         return core
-    raise TypeError(f"unknown query node {node!r}")
+    assert_never(node)
 
 
 def compile_request_query(node: Node | None) -> Any:

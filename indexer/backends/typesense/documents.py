@@ -1,0 +1,130 @@
+"""How an article becomes a Typesense document, and back.
+
+**Documents.** Text is analysed by zhsearch's own analyzer
+(``indexer.analysis``), never by Typesense, so folding, identifiers and the
+user dictionary behave as on Whoosh. Each of title and body becomes:
+
+- ``<field>_seq`` (indexed ``string``): one token per position, that is the
+  jieba words and, for identifiers, their finest pieces (``ernie 4 5 vl``),
+  so Typesense phrases see adjacent words; then the index-time extras
+  (sub-words such as 大模型 inside 文心大模型, whole identifiers and their
+  parts) appended once each, so every analysed term is searchable by ``q``.
+- ``<field>_terms`` (``string[]``): the distinct index-time terms, used by
+  ``filter_by`` for exact boolean matching.
+
+Typesense keeps ``. - _ + #`` inside tokens (``symbols_to_index``) so that
+``c++``, ``c#``, ``4.5`` and ``45`` stay distinct. The original title, body,
+url, origin, content hash and ISO date are stored unindexed and come back in
+hits; snippets and highlights are made by zhsearch from them, as on Whoosh.
+``source`` and ``tags`` are facet fields; ``date`` is an int64 (epoch
+seconds, ``MISSING_DATE`` when there is none) for filters and sorting.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from ...analysis import identifier_pieces, iter_terms
+from ...corpus import Article
+from ...schema import SCHEMA_VERSION
+
+# Bump when the documents or the collection schema below change: a cluster
+# built by another layout must be rebuilt, like a Whoosh index of another format.
+LAYOUT_VERSION = 1
+FORMAT_VERSION = f"{SCHEMA_VERSION}+ts{LAYOUT_VERSION}"
+
+MISSING_DATE = -(2**62)
+EPOCH = datetime(1970, 1, 1)
+
+TEXT_FIELDS = ("title", "body")
+STORED_FIELDS = ("id", "title", "body", "url", "source", "tags", "date_iso", "origin", "content_hash")
+
+
+def epoch(value: datetime) -> int:
+    """Seconds since 1970 in UTC (a naive time is taken as UTC), as Typesense's int64 date field holds them."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return math.floor((value - EPOCH).total_seconds())
+
+
+def analyse_field(text: str) -> tuple[str, list[str]]:
+    """``(seq, terms)`` for one text field: positions then extras as one string, and the distinct terms."""
+    by_position: dict[int, list[str]] = {}
+    for term, pos, _, _ in iter_terms(text, "index"):
+        by_position.setdefault(pos, []).append(term)
+    main: list[str] = []
+    skip_until = -1
+    for pos in sorted(by_position):
+        if pos < skip_until:
+            continue
+        first = by_position[pos][0]
+        # An identifier's first term is the whole of it; its pieces fill the next positions.
+        pieces = identifier_pieces(first)
+        if pieces:
+            main.extend(pieces)
+            skip_until = pos + len(pieces)
+        else:
+            main.append(first)
+    distinct = list(dict.fromkeys(t for terms in by_position.values() for t in terms))
+    seen = set(main)
+    extras = [t for t in distinct if t not in seen]
+    terms = list(dict.fromkeys([*distinct, *main]))
+    return " ".join(main + extras), terms
+
+
+def to_document(article: Article) -> dict[str, Any]:
+    """The Typesense document for an article: analysed fields for search, the original for display."""
+    doc: dict[str, Any] = {
+        "id": article.id,
+        "source": article.source,
+        "tags": list(article.tags),
+        "date": epoch(article.date) if article.date is not None else MISSING_DATE,
+        "title": article.title,
+        "body": article.body,
+        "url": article.url,
+        "origin": article.origin,
+        "content_hash": article.content_hash(),
+        "date_iso": article.date.isoformat() if article.date is not None else None,
+    }
+    for name, text in (("title", article.title), ("body", article.body)):
+        seq, terms = analyse_field(text)
+        doc[f"{name}_seq"] = seq
+        doc[f"{name}_terms"] = terms
+    return doc
+
+
+def from_document(doc: dict[str, Any]) -> Article:
+    """The article stored in a Typesense document."""
+    iso = doc.get("date_iso")
+    return Article(
+        id=str(doc["id"]),
+        title=doc.get("title", ""),
+        body=doc.get("body", ""),
+        date=datetime.fromisoformat(iso) if iso else None,
+        source=doc.get("source", ""),
+        tags=tuple(doc.get("tags") or ()),
+        url=doc.get("url", ""),
+        origin=doc.get("origin", ""),
+    )
+
+
+def collection_schema(name: str) -> dict[str, Any]:
+    """The collection definition; fields not listed are stored but not indexed."""
+    fields: list[dict[str, Any]] = []
+    for text_field in TEXT_FIELDS:
+        fields.append({"name": f"{text_field}_seq", "type": "string"})
+        fields.append({"name": f"{text_field}_terms", "type": "string[]"})
+    fields += [
+        {"name": "source", "type": "string", "facet": True},
+        {"name": "tags", "type": "string[]", "facet": True},
+        {"name": "date", "type": "int64", "sort": True},
+    ]
+    return {
+        "name": name,
+        "fields": fields,
+        # Tokens are whitespace-separated already; keep the symbols identifiers carry.
+        "symbols_to_index": [".", "-", "_", "+", "#"],
+        "token_separators": [],
+    }

@@ -1,0 +1,273 @@
+"""Compiling zhsearch's query tree for Typesense: which documents match, and in which order.
+
+**Queries.** The parsed tree is compiled twice:
+
+- *Which documents match* is an exact boolean ``filter_by`` over the
+  ``_terms`` fields: AND, OR, NOT (pushed down to the leaves by De Morgan,
+  since Typesense negates only single conditions), field restriction,
+  source/tag filters and date ranges all keep Whoosh's meaning. ``total`` and
+  facet counts are therefore the same as on Whoosh except where noted below.
+- *In which order*: when every word must match, Typesense's own ranking of
+  ``q`` (every word, and the quoted phrases) over ``title_seq,body_seq``,
+  title weighted 2:1, no typos, no prefixes, no token dropping. When not
+  every word must match (``OR``, synonyms, questions, relaxed queries),
+  Typesense's token dropping would rank by the longest run of words from
+  the left, which orders questions almost at random; instead one
+  multi_search asks, per word, for its best ``CANDIDATES_PER_WORD``
+  documents within the filter, and zhsearch adds up the words' IDF (from
+  the per-word counts) weighted by Typesense's rank for each word, then
+  fetches the page's documents. Date order needs no ranking.
+
+Where Typesense cannot say exactly what Whoosh says:
+
+- Typesense's ranking has no IDF and no BM25 length normalisation; scores
+  are its ``text_match`` numbers (or zhsearch's IDF sums, above), comparable
+  only within one query. In the IDF merge a document that has only words too
+  common to be among any word's best candidates counts in ``total`` but is
+  not listed.
+- A phrase is exact only where every word must match (it then goes into
+  ``q``); under ``OR`` or ``NOT`` it becomes "all of its words" without
+  adjacency. ``title:"…"`` checks adjacency in either field (the words are
+  still required in the title). A phrase does not match through a sub-word
+  (``"开源 大模型"`` does not find 开源文心大模型).
+- An identifier with pieces (``python3``) also matches documents that have
+  all its pieces (``python`` … ``3``), not only adjacent ones.
+- Minimum-should-match for long questions is a filter listing every
+  combination of the required number of words; when that list would exceed
+  ``MAX_COMBINATIONS``, fewer words are required (never more), so a long
+  question can match more documents than on Whoosh.
+- A source or tag value containing a backtick cannot be written in a
+  Typesense filter and matches nothing.
+- ``size_bytes`` in ``info()`` is the memory the answering node's allocator
+  holds (Typesense keeps everything in RAM on every node), not a disk size.
+- There is no writer lock: run one ``build``/``add``/``delete`` at a time.
+- Reads go to any node, and a follower applies a write milliseconds after
+  the leader acknowledged it: a search right after ``add`` may not see the
+  document yet on another node (a missing alias or metadata is re-read for
+  up to ``REPLICATION_WAIT_S`` before it counts as missing).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import assert_never
+
+from ...analysis import identifier_pieces
+from ...plan import plan_text
+from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
+from .documents import MISSING_DATE, TEXT_FIELDS, epoch
+
+FILTER_FIELD = {"source": "source", "tags": "tags"}
+# Above this many "k of n words" combinations, a question requires fewer words.
+MAX_COMBINATIONS = 128
+
+
+# -- filter expressions --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Atom:
+    """One Typesense condition, e.g. ``body_terms:=[`混合`]`` or ``date:>=1700000000``."""
+
+    field: str
+    op: str
+    value: str
+
+    def render(self) -> str:
+        """The filter_by text."""
+        if self.op in ("=", "!="):
+            return f"{self.field}:{self.op}[`{self.value}`]"
+        return f"{self.field}:{self.op}{self.value}"
+
+    def negate(self) -> _Atom:
+        """The condition that holds exactly when this one does not."""
+        opposite = {"=": "!=", "!=": "=", ">=": "<", "<": ">=", ">": "<=", "<=": ">"}
+        return _Atom(self.field, opposite[self.op], self.value)
+
+
+@dataclass(frozen=True)
+class _All:
+    children: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class _Any:
+    children: tuple[Expr, ...]
+
+
+Expr = _Atom | _All | _Any | bool
+
+
+def _all(items: Iterable[Expr]) -> Expr:
+    kept: list[Expr] = []
+    for item in items:
+        if item is False:
+            return False
+        if item is True:
+            continue
+        kept.extend(item.children if isinstance(item, _All) else (item,))
+    if not kept:
+        return True
+    return kept[0] if len(kept) == 1 else _All(tuple(dict.fromkeys(kept)))
+
+
+def _any(items: Iterable[Expr]) -> Expr:
+    kept: list[Expr] = []
+    for item in items:
+        if item is True:
+            return True
+        if item is False:
+            continue
+        kept.extend(item.children if isinstance(item, _Any) else (item,))
+    if not kept:
+        return False
+    return kept[0] if len(kept) == 1 else _Any(tuple(dict.fromkeys(kept)))
+
+
+def _negate(expr: Expr) -> Expr:
+    # Typesense has no NOT over a group, so push it down to the conditions (De Morgan).
+    if isinstance(expr, bool):
+        return not expr
+    if isinstance(expr, _Atom):
+        return expr.negate()
+    if isinstance(expr, _All):
+        return _any(_negate(c) for c in expr.children)
+    return _all(_negate(c) for c in expr.children)
+
+
+def render_filter(expr: Expr) -> str:
+    """filter_by syntax; groups are parenthesised."""
+    if isinstance(expr, bool):
+        # Not reached for the top level (constants are folded before rendering).
+        return "id:!=[]" if expr else "id:=[]"
+    if isinstance(expr, _Atom):
+        return expr.render()
+    joiner = " && " if isinstance(expr, _All) else " || "
+    return joiner.join(
+        f"({render_filter(c)})" if isinstance(c, _All | _Any) else render_filter(c) for c in expr.children
+    )
+
+
+def _term_in(fields: tuple[str, ...], term: str) -> Expr:
+    if "`" in term:
+        return False
+    return _any(_Atom(f"{f}_terms", "=", term) for f in fields)
+
+
+def _term(fields: tuple[str, ...], term: str) -> Expr:
+    """A query term; an identifier (python3) also matches when all its pieces are in one field."""
+    pieces = identifier_pieces(term)
+    plain = _term_in(fields, term)
+    if not pieces:
+        return plain
+    return _any([plain, *(_all(_term_in((f,), p) for p in pieces) for f in fields)])
+
+
+def _at_least(k: int, items: list[Expr]) -> Expr:
+    n = len(items)
+    # Require fewer words rather than send a filter with thousands of alternatives.
+    while k > 1 and math.comb(n, k) > MAX_COMBINATIONS:
+        k -= 1
+    if k >= n:
+        return _all(items)
+    return _any(_all(combo) for combo in itertools.combinations(items, k))
+
+
+def _fields(field: str | None) -> tuple[str, ...]:
+    return (field,) if field else TEXT_FIELDS
+
+
+def compile_filter(node: Node | None) -> Expr | None:
+    """The exact match condition for a tree; None when nothing in it constrains anything."""
+    if node is None:
+        return None
+    if isinstance(node, Text):
+        plan = plan_text(node.text, node.relaxed)
+        if not plan.content:
+            return None
+        fields = _fields(node.field)
+        if len(plan.terms) == 1:
+            return _term(fields, plan.terms[0])
+        return _at_least(plan.min_match, [_term(fields, t) for t in plan.content])
+    if isinstance(node, Phrase):
+        plan = plan_text(node.text)
+        if not plan.terms:
+            return None
+        fields = _fields(node.field)
+        if len(plan.terms) == 1:
+            return _term(fields, plan.terms[0])
+        # Adjacency is checked by q where it can be (see the module docstring).
+        return _any(_all(_term((f,), t) for t in plan.terms) for f in fields)
+    if isinstance(node, Filter):
+        name = FILTER_FIELD.get(node.field, node.field)
+        return False if "`" in node.value else _Atom(name, "=", node.value)
+    if isinstance(node, DateRange):
+        parts: list[Expr] = [_Atom("date", ">", str(MISSING_DATE))]
+        if node.start is not None:
+            parts.append(_Atom("date", ">=", str(epoch(node.start))))
+        if node.end is not None:
+            parts.append(_Atom("date", "<", str(epoch(node.end))))
+        return _all(parts)
+    if isinstance(node, Not):
+        child = compile_filter(node.child)
+        return _negate(child) if child is not None else None
+    if isinstance(node, Or):
+        options = [c for c in (compile_filter(child) for child in node.children) if c is not None]
+        return _any(options) if options else None
+    if isinstance(node, And):
+        compiled = [c for c in (compile_filter(child) for child in node.children) if c is not None]
+        return _all(compiled) if compiled else None
+    assert_never(node)
+
+
+# -- ranking query --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """What goes into Typesense's ``q``: words (or phrases) and whether words may be dropped."""
+
+    words: tuple[str, ...]
+    phrases: tuple[tuple[str, ...], ...]
+    strict: bool
+
+
+def _q_tokens(term: str) -> list[str]:
+    # The _seq fields hold an identifier's pieces at successive positions.
+    return identifier_pieces(term) or [term]
+
+
+def _all_required(node: Node | None) -> bool:
+    """True when every positive word is required: only ANDs above it, no OR, no partial matching."""
+    if node is None or isinstance(node, Filter | DateRange | Not):
+        return True
+    if isinstance(node, Text):
+        return plan_text(node.text, node.relaxed).all_required
+    if isinstance(node, Phrase):
+        return True
+    if isinstance(node, And):
+        return all(_all_required(c) for c in node.children)
+    return not positive_texts(node)
+
+
+def rank_query(node: Node | None) -> RankQuery:
+    """The words to rank by, and whether Typesense must find all of them."""
+    strict = _all_required(node)
+    words: list[str] = []
+    phrases: list[tuple[str, ...]] = []
+    for item in positive_texts(node):
+        if isinstance(item, Phrase):
+            plan = plan_text(item.text)
+            tokens = tuple(t for term in plan.terms for t in _q_tokens(term))
+            if strict and len(tokens) > 1:
+                phrases.append(tokens)
+                continue
+            words.extend(t for term in plan.content for t in _q_tokens(term))
+            continue
+        plan = plan_text(item.text, item.relaxed)
+        chosen = plan.terms if len(plan.terms) == 1 else plan.content
+        words.extend(t for term in chosen for t in _q_tokens(term))
+    return RankQuery(tuple(dict.fromkeys(words)), tuple(dict.fromkeys(phrases)), strict)

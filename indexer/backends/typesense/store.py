@@ -1,0 +1,496 @@
+"""A Typesense cluster backend: replicas for read capacity and availability, behind the storage seam.
+
+Select it with ``ZHSEARCH_BACKEND=typesense`` and point it at the cluster
+with ``ZHSEARCH_TYPESENSE_NODES`` (comma-separated URLs of every node),
+``ZHSEARCH_TYPESENSE_API_KEY`` and ``ZHSEARCH_TYPESENSE_COLLECTION``
+(default ``zhsearch``). Typesense replicates every document to every node
+(Raft; no sharding), so a cluster adds read throughput and survives a node,
+not data size.
+
+**State lives in the cluster.** ``TypesenseSettings`` name the nodes, the
+API key and the collection, and nothing is kept on local disk: the live
+collection is found through a Typesense alias, and its
+build metadata (format version, build and update times, sources, user
+dictionary) is a document in the ``<collection>__meta`` collection. Any
+number of web servers can share the cluster without sharing a disk, and
+``zhsearch info`` on any machine reports the same thing.
+
+The package's modules: ``client`` (HTTP, retries, node health),
+``documents`` (articles as Typesense documents), ``query`` (the query tree
+as a filter and a ranking) and this one, the ``IndexStore``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...analysis import init_jieba
+from ...corpus import Article
+from ...errors import IndexerError, IndexMissingError, SchemaMismatchError
+from ...index_meta import MAX_FACET_VALUES, REBUILD_HINT, format_refusal, index_info, new_build_record, now, touched
+from ...store import IndexInfo, RawHit, RawPage, SearchRequest
+from .client import API_KEY_ENV, COLLECTION_ENV, IMPORT_TIMEOUT_S, NODES_ENV, RETRY_INTERVAL_S, TypesenseClient, check
+from .documents import FORMAT_VERSION, STORED_FIELDS, collection_schema, from_document, to_document
+from .query import FILTER_FIELD, Expr, RankQuery, compile_filter, rank_query, render_filter
+
+DEFAULT_NODES = "http://127.0.0.1:8108"
+DEFAULT_COLLECTION = "zhsearch"
+
+IMPORT_BATCH = 200
+# When not every word must match: how many words, and how many documents per word, are ranked.
+MAX_RANK_WORDS = 16
+CANDIDATES_PER_WORD = 250
+QUERY_BY = "title_seq,body_seq"
+QUERY_WEIGHTS = "2,1"
+READY_CACHE_S = 2.0
+# Reads go to any node, and a follower applies a write a few milliseconds after
+# the leader acknowledged it: "not found" is believed only after this long.
+REPLICATION_WAIT_S = 2.0
+# A search answered with "not found" or "not ready" by one node is asked again (the client rotates nodes).
+SEARCH_RETRIES = 20
+
+
+# -- settings -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypesenseSettings:
+    """Where the cluster is and which collection (alias) holds the index."""
+
+    nodes: tuple[str, ...]
+    api_key: str
+    collection: str = DEFAULT_COLLECTION
+    backend: str = field(default="typesense", init=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], index_dir: object = None) -> TypesenseSettings:
+        """Read ``ZHSEARCH_TYPESENSE_NODES``, ``..._API_KEY`` and ``..._COLLECTION`` (a cluster has no index dir)."""
+        raw = environ.get(NODES_ENV, DEFAULT_NODES)
+        nodes = tuple(n.strip().rstrip("/") for n in raw.split(",") if n.strip())
+        for node in nodes:
+            parsed = urllib.parse.urlsplit(node)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise IndexerError(f"{NODES_ENV}: {node!r} is not a URL such as http://127.0.0.1:8108")
+        if not nodes:
+            raise IndexerError(f"{NODES_ENV} names no Typesense node")
+        api_key = environ.get(API_KEY_ENV, "")
+        if not api_key:
+            raise IndexerError(f"set {API_KEY_ENV} to the Typesense cluster's API key")
+        collection = environ.get(COLLECTION_ENV, DEFAULT_COLLECTION).strip() or DEFAULT_COLLECTION
+        if not collection.replace("_", "").replace("-", "").isalnum():
+            raise IndexerError(f"{COLLECTION_ENV}: {collection!r} must be letters, digits, - and _")
+        return cls(nodes, api_key, collection)
+
+
+# -- the store -------------------------------------------------------------------
+
+
+class TypesenseStore:
+    """``IndexStore`` on a Typesense cluster (see the module docstring)."""
+
+    backend = "typesense"
+
+    def __init__(self, settings: TypesenseSettings, client: TypesenseClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or TypesenseClient(self.settings.nodes, self.settings.api_key)
+        self.alias = self.settings.collection
+        self.meta_collection = f"{self.alias}__meta"
+        self._ready_at = 0.0
+        self._ready_target: str | None = None
+        self._lock = threading.Lock()
+
+    # -- cluster layout ---------------------------------------------------
+
+    def _get_settled(self, path: str, wait: bool) -> tuple[int, Any]:
+        """GET, and on 404 ask again for a moment: a follower may not have applied the latest write yet."""
+        deadline = time.monotonic() + (REPLICATION_WAIT_S if wait else 0.0)
+        while True:
+            status, data = self.client.json("GET", path)
+            if status != 404 or time.monotonic() >= deadline:
+                return status, data
+            time.sleep(0.1)
+
+    def _target(self, wait: bool = True) -> str | None:
+        """The collection the alias points to, or None when there is no index."""
+        status, data = self._get_settled(f"/aliases/{self.alias}", wait)
+        if status == 404:
+            return None
+        return str(check(status, data, f"read the alias {self.alias}")["collection_name"])
+
+    def _read_meta(self, collection: str) -> dict[str, Any]:
+        status, data = self._get_settled(f"/collections/{self.meta_collection}/documents/{collection}", True)
+        if status == 404:
+            raise SchemaMismatchError(f"the Typesense collection {collection} has no zhsearch metadata; {REBUILD_HINT}")
+        meta: dict[str, Any] = check(status, data, "read the index metadata")
+        found = meta.get("format_version")
+        if found != FORMAT_VERSION:
+            raise SchemaMismatchError(format_refusal(f"the Typesense index {self.alias}", found, FORMAT_VERSION))
+        return meta
+
+    def _require(self, fresh: bool = False) -> str:
+        """The live collection, checked for format; cached briefly so searches need no extra request."""
+        now = time.monotonic()
+        with self._lock:
+            if not fresh and self._ready_target is not None and now - self._ready_at < READY_CACHE_S:
+                return self._ready_target
+        target = self._target()
+        if target is None:
+            raise IndexMissingError(
+                f"no zhsearch index in the Typesense cluster (alias {self.alias!r}); "
+                "build one with `zhsearch build PATH...`"
+            )
+        self._read_meta(target)
+        with self._lock:
+            self._ready_target, self._ready_at = target, now
+        return target
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._ready_target = None
+
+    def _ensure_meta_collection(self) -> None:
+        status, data = self.client.json("GET", f"/collections/{self.meta_collection}")
+        if status == 404:
+            schema = {"name": self.meta_collection, "fields": [{"name": "format_version", "type": "string"}]}
+            status, data = self.client.json("POST", "/collections", payload=schema)
+            # 409: another process (or a retried request) created it first.
+            if status != 409:
+                check(status, data, "create the metadata collection")
+        else:
+            check(status, data, "read the metadata collection")
+
+    def _write_meta(self, collection: str, meta: dict[str, Any]) -> None:
+        doc = {"id": collection, **meta}
+        status, data = self.client.json(
+            "POST", f"/collections/{self.meta_collection}/documents", params={"action": "upsert"}, payload=doc
+        )
+        check(status, data, "write the index metadata")
+
+    def _touch_meta(self, collection: str) -> None:
+        self._write_meta(collection, touched(self._read_meta(collection)))
+
+    def _new_collection(self, sources: list[str]) -> str:
+        name = f"{self.alias}__{now().strftime('%Y%m%dT%H%M%S%f')}_{os.getpid()}"
+        self._ensure_meta_collection()
+        status, data = self.client.json("POST", "/collections", payload=collection_schema(name))
+        if status != 409:
+            check(status, data, f"create the collection {name}")
+        self._write_meta(name, new_build_record(self.backend, sources, format_version=FORMAT_VERSION))
+        return name
+
+    def _drop_collection(self, name: str) -> None:
+        self.client.json("DELETE", f"/collections/{name}")
+        self.client.json("DELETE", f"/collections/{self.meta_collection}/documents/{name}")
+
+    def _switch_alias(self, name: str) -> None:
+        status, data = self.client.json("PUT", f"/aliases/{self.alias}", payload={"collection_name": name})
+        check(status, data, f"point the alias {self.alias} at {name}")
+
+    def _import(self, collection: str, articles: Iterable[Article]) -> int:
+        count = 0
+        for batch in _batches(articles, IMPORT_BATCH):
+            lines = "\n".join(json.dumps(to_document(a), ensure_ascii=False) for a in batch).encode("utf-8")
+            status, data = self.client.request(
+                "POST",
+                f"/collections/{collection}/documents/import",
+                params={"action": "upsert"},
+                body=lines,
+                timeout=IMPORT_TIMEOUT_S,
+            )
+            text = data.decode("utf-8", "replace")
+            if status != 200:
+                raise IndexerError(f"Typesense refused an import: HTTP {status} {text[:300]}")
+            for article, line in zip(batch, text.splitlines(), strict=False):
+                result = json.loads(line)
+                if not result.get("success"):
+                    raise IndexerError(f"Typesense refused document {article.id!r}: {result.get('error')}")
+            count += len(batch)
+        return count
+
+    # -- writing ----------------------------------------------------------
+
+    def build(self, articles: Iterable[Article], sources: list[str]) -> int:
+        """Fill a new collection, then switch the alias to it in one step and drop the old one."""
+        init_jieba()
+        old = self._target(wait=False)
+        name = self._new_collection(sources)
+        try:
+            count = self._import(name, articles)
+            self._switch_alias(name)
+        except BaseException:
+            self._drop_collection(name)
+            raise
+        self._forget()
+        self._prune(keep=name, old=old)
+        return count
+
+    def _prune(self, keep: str, old: str | None) -> None:
+        status, data = self.client.json("GET", "/collections")
+        names = [c["name"] for c in data] if status == 200 and isinstance(data, list) else []
+        prefix = f"{self.alias}__"
+        for name in names:
+            # Older generations only: a newer one may be a build still running.
+            stale = name.startswith(prefix) and name != self.meta_collection and name < keep
+            if name == old or stale:
+                self._drop_collection(name)
+
+    def add(self, articles: Iterable[Article]) -> int:
+        """Upsert documents by id into the live collection (created if there is none)."""
+        init_jieba()
+        target = self._target()
+        if target is None:
+            target = self._new_collection([])
+            self._switch_alias(target)
+        self._read_meta(target)
+        count = self._import(target, articles)
+        self._touch_meta(target)
+        self._forget()
+        return count
+
+    def delete(self, ids: Iterable[str]) -> list[str]:
+        """Delete documents by id; return those that existed."""
+        target = self._require(fresh=True)
+        deleted = []
+        for doc_id in ids:
+            status, data = self.client.json("DELETE", f"/collections/{target}/documents/{_quote(doc_id)}")
+            if status == 200:
+                deleted.append(doc_id)
+            elif status != 404:
+                check(status, data, f"delete {doc_id!r}")
+        self._touch_meta(target)
+        self._forget()
+        return deleted
+
+    # -- reading ----------------------------------------------------------
+
+    def _base_params(self, request: SearchRequest, expr: Expr) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "collection": self.alias,
+            "prefix": "false",
+            "num_typos": 0,
+            "typo_tokens_threshold": 0,
+            "drop_tokens_threshold": 0,
+            "highlight_fields": "none",
+        }
+        if expr is not True:
+            params["filter_by"] = render_filter(expr)
+        if request.time_limit:
+            params["search_cutoff_ms"] = max(1, int(request.time_limit * 1000))
+        return params
+
+    def _multi_search(self, searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run searches in one request; a per-search 404 or 5xx is retried, on the next node."""
+        problem = ""
+        for attempt in range(SEARCH_RETRIES):
+            status, data = self.client.json("POST", "/multi_search", payload={"searches": searches})
+            results: list[dict[str, Any]] = check(status, data, "search")["results"]
+            failed = [r for r in results if "error" in r]
+            if not failed:
+                return results
+            code = int(failed[0].get("code") or 0)
+            problem = f"{failed[0]['error']} (HTTP {code})"
+            # 404: the alias moved (a rebuild) or this node has not caught up; 5xx: the node is not ready.
+            if code != 404 and code < 500:
+                break
+            self._forget()
+            time.sleep(min(0.05 * (attempt + 1), RETRY_INTERVAL_S))
+        raise IndexerError(f"Typesense search failed: {problem}")
+
+    def search(self, request: SearchRequest) -> RawPage:
+        """Run a parsed query; return the requested page, facet counts, and whether time ran out."""
+        init_jieba()
+        self._require()
+        expr = compile_filter(request.query)
+        if expr is None or expr is False:
+            return RawPage(total=0, hits=[])
+        ranking = rank_query(request.query)
+        params = self._base_params(request, expr)
+        facets = [f for f in request.facets if f in FILTER_FIELD]
+        if facets:
+            params.update(facet_by=",".join(facets), max_facet_values=MAX_FACET_VALUES)
+        if (ranking.words or ranking.phrases) and not ranking.strict and request.sort == "relevance":
+            return self._search_some_words(request, params, ranking)
+        params.update(page=request.page, per_page=request.size, include_fields=",".join(STORED_FIELDS))
+        if ranking.words or ranking.phrases:
+            if ranking.strict:
+                # Every word must match: Typesense ranks them, phrases included.
+                parts = [f'"{" ".join(p)}"' for p in ranking.phrases] + list(ranking.words)
+                params["q"] = " ".join(parts)
+            else:
+                # Date order needs no ranking: the filter alone decides the matches.
+                params["q"] = "*"
+            params.update(query_by=QUERY_BY, query_by_weights=QUERY_WEIGHTS)
+            params["sort_by"] = "date:desc,_text_match:desc" if request.sort == "date" else "_text_match:desc,date:desc"
+        else:
+            params.update(q="*", sort_by="date:desc")
+        result = self._multi_search([params])[0]
+        hits = [RawHit(from_document(h["document"]), float(h.get("text_match") or 0)) for h in result.get("hits", [])]
+        return RawPage(
+            total=int(result.get("found", 0)),
+            hits=hits,
+            facets=_facets(result),
+            partial=bool(result.get("search_cutoff")),
+        )
+
+    def _search_some_words(self, request: SearchRequest, params: dict[str, Any], ranking: RankQuery) -> RawPage:
+        """Rank documents that need not have every word: one search per word, merged with IDF weights.
+
+        Typesense's own token dropping ranks by the longest run of query words
+        from the left, which orders questions almost at random. Instead each
+        word's best ``CANDIDATES_PER_WORD`` documents (within the exact match
+        filter) are fetched in one multi_search, and a document scores the sum
+        of the IDF of the words it has, scaled by how well Typesense ranks it
+        for that word (title matches rank higher).
+        """
+        words = list(dict.fromkeys([*(t for p in ranking.phrases for t in p), *ranking.words]))[:MAX_RANK_WORDS]
+        count = {**params, "q": "*", "per_page": 0}
+        per_word = [
+            {
+                **{k: v for k, v in params.items() if k not in ("facet_by", "max_facet_values")},
+                "q": word,
+                "query_by": QUERY_BY,
+                "query_by_weights": QUERY_WEIGHTS,
+                "per_page": CANDIDATES_PER_WORD,
+                "include_fields": "id",
+                "sort_by": "_text_match:desc",
+            }
+            for word in words
+        ]
+        results = self._multi_search([count, *per_word])
+        total = int(results[0].get("found", 0))
+        scores: dict[str, float] = {}
+        for result in results[1:]:
+            df = int(result.get("found", 0))
+            hits = result.get("hits", [])
+            if not hits:
+                continue
+            idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+            best = float(hits[0].get("text_match") or 1)
+            for hit in hits:
+                doc_id = str(hit["document"]["id"])
+                # Half for having the word, half for how Typesense ranks it (field weight, repetition).
+                quality = float(hit.get("text_match") or 0) / best if best else 0.0
+                scores[doc_id] = scores.get(doc_id, 0.0) + idf * (0.5 + 0.5 * quality)
+        ranked = sorted(scores, key=lambda d: -scores[d])
+        start = (request.page - 1) * request.size
+        page_ids = ranked[start : start + request.size]
+        docs: dict[str, Article] = {}
+        if page_ids:
+            fetch = {
+                "collection": self.alias,
+                "q": "*",
+                "filter_by": "id:[" + ",".join(f"`{d}`" for d in page_ids if "`" not in d) + "]",
+                "per_page": len(page_ids),
+                "include_fields": ",".join(STORED_FIELDS),
+            }
+            for hit in self._multi_search([fetch])[0].get("hits", []):
+                article = from_document(hit["document"])
+                docs[article.id] = article
+        hits = [RawHit(docs[d], scores[d]) for d in page_ids if d in docs]
+        # Documents that only have words too common to reach any word's candidate list are not ranked.
+        return RawPage(
+            total=total, hits=hits, facets=_facets(results[0]), partial=any(r.get("search_cutoff") for r in results)
+        )
+
+    def get(self, doc_id: str) -> Article | None:
+        """The stored document with this id, or None."""
+        self._require()
+        status, data = self.client.json(
+            "GET",
+            f"/collections/{self.alias}/documents/{_quote(doc_id)}",
+            params={"include_fields": ",".join(STORED_FIELDS)},
+        )
+        if status == 404:
+            return None
+        return from_document(check(status, data, f"read {doc_id!r}"))
+
+    def _export(self, fields: str) -> Iterator[dict[str, Any]]:
+        target = self._require(fresh=True)
+        status, data = self.client.request(
+            "GET",
+            f"/collections/{target}/documents/export",
+            params={"include_fields": fields},
+            timeout=IMPORT_TIMEOUT_S,
+        )
+        if status != 200:
+            raise IndexerError(f"Typesense refused an export: HTTP {status} {data[:300].decode('utf-8', 'replace')}")
+        for line in data.decode("utf-8").splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+    def manifest(self) -> dict[str, tuple[str, str]]:
+        """``{id: (origin, content_hash)}`` for every document, for incremental sync."""
+        return {
+            str(d["id"]): (d.get("origin", ""), d.get("content_hash", ""))
+            for d in self._export("id,origin,content_hash")
+        }
+
+    def title_terms(self) -> list[tuple[str, int]]:
+        """Every analysed title term with the number of documents whose title has it."""
+        counts: Counter[str] = Counter()
+        for doc in self._export("title_terms"):
+            counts.update(doc.get("title_terms") or ())
+        return sorted(counts.items())
+
+    def info(self) -> IndexInfo:
+        """Document count, format version and times of the live collection, and every node's health."""
+        health = self.client.node_health()
+        target = self._require(fresh=True)
+        meta = self._read_meta(target)
+        status, data = self.client.json("GET", f"/collections/{target}")
+        documents = int(check(status, data, "describe the collection").get("num_documents", 0))
+        status, metrics = self.client.json("GET", "/metrics.json")
+        size = 0
+        if status == 200 and isinstance(metrics, dict):
+            size = int(float(metrics.get("typesense_memory_active_bytes", 0) or 0))
+
+        warnings = [f"node {node} is {state}" for node, state in health.items() if state != "ok"]
+        return index_info(
+            meta,
+            backend=self.backend,
+            path=f"typesense:{self.alias} -> {target} on {', '.join(self.settings.nodes)}",
+            documents=documents,
+            size_bytes=size,
+            warnings=warnings,
+        )
+
+    def close(self) -> None:
+        """Close the connections to the cluster."""
+        self.client.close()
+
+
+def _quote(doc_id: str) -> str:
+    return urllib.parse.quote(doc_id, safe="")
+
+
+def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
+    batch: list[Article] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _facets(result: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
+    return {
+        f["field_name"]: _top_counts((c["value"], c["count"]) for c in f.get("counts", []))
+        for f in result.get("facet_counts", [])
+    }
+
+
+def _top_counts(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[str, int]]:
+    items = [(str(v), int(n)) for v, n in pairs if v not in (None, "")]
+    items.sort(key=lambda kv: (-kv[1], kv[0]))
+    return items[:MAX_FACET_VALUES]

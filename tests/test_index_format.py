@@ -1,0 +1,48 @@
+"""An index written by an earlier zhsearch opens, or is refused with a message saying how to fix it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from indexer import SCHEMA_VERSION, SchemaMismatchError, Searcher
+
+from .conftest import DATA
+
+# Built from tests/data/mini_corpus by zhsearch at e9c6599, before the backends
+# moved into packages (the tokenizer was then defined in indexer/analysis.py).
+OLD_INDEX = DATA / "index-format-5.2"
+OLD_FORMAT = "5.2"
+
+
+@pytest.fixture
+def old_index(tmp_path: Path) -> Path:
+    copy = tmp_path / "index"
+    shutil.copytree(OLD_INDEX, copy, symlinks=True)
+    return copy
+
+
+def test_an_index_of_the_current_format_built_by_older_code_searches_alike(old_index: Path) -> None:
+    if SCHEMA_VERSION != OLD_FORMAT:
+        pytest.skip(f"the format is now {SCHEMA_VERSION}; see the refusal test")
+    s = Searcher(old_index)
+    try:
+        assert s.info().documents == 8
+        page = s.search("混合专家")
+        assert page.hits and page.hits[0].id == "moe-intro"
+        assert "<mark>混合专家</mark>" in page.hits[0].snippet_html
+    finally:
+        s.close()
+
+
+def test_an_index_of_another_format_is_refused_with_the_fix(old_index: Path) -> None:
+    meta = next(old_index.glob("gen-*")) / "zhsearch.json"
+    meta.write_text(meta.read_text(encoding="utf-8").replace(f'"{OLD_FORMAT}"', '"0.0"'), encoding="utf-8")
+    s = Searcher(old_index)
+    try:
+        with pytest.raises(SchemaMismatchError, match=r"uses format 0\.0.*zhsearch build"):
+            s.search("混合专家")
+    finally:
+        s.close()
