@@ -1,4 +1,4 @@
-"""Default settings. Override with ZHSEARCH_<NAME> environment variables (see the README)."""
+"""Default settings. Override with ZHSEARCH_<NAME> environment variables (see docs/settings.md)."""
 
 # Where the index lives; the CLI's --index uses the same variable, ZHSEARCH_INDEX_DIR.
 INDEX_DIR = "instance/index"

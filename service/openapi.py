@@ -52,7 +52,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
     search_params = [
         _query_param(
             "q",
-            f"The query (at most {max_q} characters, not blank; see the query syntax in the README).",
+            f"The query (at most {max_q} characters, not blank; see the query syntax in docs/cli.md).",
             required_query,
             required=True,
             example="混合专家",

@@ -7,7 +7,6 @@ the test says exactly which bytes it feeds in and what text must come out.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from indexer import Article, Searcher, Skipped, build_index, iter_records
 from indexer.corpus import ReadOptions
 from indexer.readers.encodings import DecodeError, decode
 
-from .conftest import DATA, ROOT
+from .conftest import DATA
 
 HTML_PAGES = DATA / "ingest" / "html"
 HTML_EXPECTED = json.loads((DATA / "ingest" / "html_expected.json").read_text(encoding="utf-8"))
@@ -306,34 +305,3 @@ def test_html_without_an_article_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "nav.html"
     path.write_text("<html><body><nav><a href='/'>首页</a></nav></body></html>", encoding="utf-8")
     assert only_skip(path).reason == "no article text found in the page"
-
-
-# -- the README's examples ----------------------------------------------------
-
-
-def readme_examples() -> list[tuple[str, str]]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Corpus formats") : readme.index("## Architecture")]
-    return re.findall(r"```(\w+)\n(.*?)```", section, re.S)
-
-
-def test_readme_shows_an_example_of_every_format_and_each_is_read(tmp_path: Path) -> None:
-    examples = readme_examples()
-    assert [lang for lang, _ in examples] == ["json", "json", "csv", "markdown", "text", "html"]
-    names = ["news.jsonl", "export.json", "export.csv", "post.md", "note.txt", "page.html"]
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name, (_, code) in zip(names, examples, strict=True):
-        (corpus / name).write_text(code, encoding="utf-8")
-    options = ReadOptions(fields={"title": "headline", "body": "content", "date": "published", "tags": "keywords"})
-    got = read(corpus, options=options)
-    assert all(isinstance(r, Article) for r in got), [r for r in got if isinstance(r, Skipped)]
-    by_file = {r.where.split(":")[0]: r for r in got if isinstance(r, Article)}
-    assert sorted(by_file) == sorted(names)
-    assert by_file["export.json"].tags == ("数据库", "开源")
-    assert by_file["export.csv"].tags == ("芯片", "RISC-V")
-    assert by_file["post.md"].tags == ("数据库", "开源", "数据分析")
-    assert by_file["post.md"].url == "https://oss.example.org/2024/06/duckdb-1-0"
-    page = by_file["page.html"]
-    assert "KV缓存" in page.body and "Docker" not in page.body and "首页" not in page.body
-    assert page.url == "https://notes.example.com/2025/03/long-context-cost"

@@ -1,6 +1,6 @@
 """The main text and metadata of an HTML article page, without navigation, sidebars, footers or comments.
 
-trafilatura does the extraction (see the README's dependency table for how it
+trafilatura does the extraction (see the dependency table in docs/dependencies.md for how it
 was chosen); this module only turns its result into article fields. It is
 imported the first time an HTML file is read, so other corpora do not pay for
 loading it.
