@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from indexer import build_index
+from indexer import PAGE_SIZE_CAP, IndexerError, build_index
 from service import create_app
 
 from .conftest import MINI_CORPUS
@@ -331,3 +331,10 @@ def test_healthz(client: FlaskClient) -> None:
 def test_missing_index_fails_at_start_up_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="zhsearch build"):
         create_app({"TESTING": True, "INDEX_DIR": str(tmp_path / "none")})
+
+
+def test_a_page_size_setting_above_the_library_cap_stops_start_up(index_dir: Path) -> None:
+    with pytest.raises(IndexerError, match=f"limit of {PAGE_SIZE_CAP}"):
+        create_app({"TESTING": True, "INDEX_DIR": str(index_dir), "MAX_PAGE_SIZE": PAGE_SIZE_CAP + 1})
+    app = create_app({"TESTING": True, "INDEX_DIR": str(index_dir), "MAX_PAGE_SIZE": PAGE_SIZE_CAP})
+    assert app.test_client().get("/api/search", query_string={"q": "飞桨", "size": PAGE_SIZE_CAP}).status_code == 200
