@@ -88,9 +88,11 @@ clean:
 bench-sync: $(VENV)/.installed
 	$(BIN)/python bench/sync_bench.py $(BENCH_SYNC_ARGS)
 
-# Soak: `zhsearch serve` under 32 clients for 60 s of normal, heavy and malformed requests while the CLI adds,
-# deletes and rebuilds the index under it; checks every answer, under 5 minutes. Report on stdout and in
-# bench/results/soak-<UTC date>.md. SOAK_ARGS='--seconds 90 --clients 48 --workers 3' or '--corpus generated'.
+# Soak: `zhsearch serve` under 32 clients for 60 s of normal, heavy, pathological, malformed and over-long requests,
+# with 50 more connections trickling their request heads, while the CLI adds, deletes and rebuilds the index under
+# it; checks every answer, no 5xx, no WORKER TIMEOUT, and reports the p99 of ordinary queries; under 5 minutes.
+# Report on stdout and in bench/results/soak-<UTC date>.md. SOAK_ARGS='--seconds 90 --clients 48 --workers 3',
+# '--slow-clients 0' or '--corpus generated'.
 .PHONY: soak
 soak: $(VENV)/.installed
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)

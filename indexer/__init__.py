@@ -18,6 +18,7 @@ from .errors import (  # noqa: E402
     IndexDirError,
     IndexerError,
     IndexMissingError,
+    IndexWriteError,
     QueryError,
     SchemaMismatchError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "IndexMissingError",
     "IndexStore",
     "IndexTarget",
+    "IndexWriteError",
     "IndexerError",
     "QueryError",
     "QuerySuggestion",

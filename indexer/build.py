@@ -48,6 +48,9 @@ class BuildStats:
                 key = "duplicate id"
             elif key.startswith("document is "):
                 key = "document over the size limit"
+            elif "over the limit of" in key:
+                # "field 'url' is 9,001 characters, over the limit of 8,192": one group per field.
+                key = key.split(" is ")[0] + " over its limit"
             counts[key] = counts.get(key, 0) + 1
         return counts
 
@@ -88,6 +91,7 @@ def accounted(
                     record.shown_origin,
                     f"duplicate id {record.id!r} (first seen at {first_seen[record.id]})",
                     record.origin,
+                    doc_id=record.id,
                 )
             )
             continue

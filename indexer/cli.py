@@ -23,7 +23,7 @@ import click
 from . import __version__
 from .backends import store_settings
 from .build import BuildStats, StrictError, add_documents, build_index, delete_documents
-from .corpus import FIELD_NAMES, ReadOptions, Record, count_records
+from .corpus import FIELD_NAMES, ReadOptions, Record, count_records, printable
 from .errors import IndexerError
 from .search import PAGE_SIZE_CAP, Searcher
 from .store import StoreSettings
@@ -120,6 +120,10 @@ def _errors() -> Iterator[None]:
         yield
     except IndexerError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        # A file system failure the library did not turn into its own error still gets one line.
+        where = f" ({printable(str(exc.filename))})" if exc.filename else ""
+        raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
 
 @contextmanager
@@ -210,10 +214,12 @@ def _echo(msg: str) -> None:
 
 
 def _report_problems(stats: BuildStats) -> None:
+    # printable(): a record's text or a file's name must not break the report's
+    # lines (or the terminal) with control characters or undecodable bytes.
     for skip in stats.skipped[:MAX_LISTED_PROBLEMS]:
-        _echo(f"skipped {skip.origin}: {skip.reason}")
+        _echo(f"skipped {printable(skip.origin)}: {printable(skip.reason)}")
     for origin, warning in stats.warnings[:MAX_LISTED_PROBLEMS]:
-        _echo(f"warning {origin}: {warning}")
+        _echo(f"warning {printable(origin)}: {printable(warning)}")
     hidden = max(0, len(stats.skipped) - MAX_LISTED_PROBLEMS) + max(0, len(stats.warnings) - MAX_LISTED_PROBLEMS)
     if hidden:
         _echo(f"... and {hidden} more")
@@ -222,7 +228,7 @@ def _report_problems(stats: BuildStats) -> None:
 def _report_reasons(stats: BuildStats) -> None:
     reasons = stats.skip_reasons()
     if reasons:
-        _echo("skipped by reason: " + "; ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())))
+        _echo("skipped by reason: " + "; ".join(f"{printable(reason)}: {n}" for reason, n in sorted(reasons.items())))
 
 
 def _report(stats: BuildStats, quiet: bool) -> None:
@@ -257,7 +263,7 @@ def _report_sync(stats: SyncStats, quiet: bool) -> None:
         if len(changes) > MAX_LISTED_PROBLEMS:
             _echo(f"... and {len(changes) - MAX_LISTED_PROBLEMS} more changes")
     for doc_id, why in stats.kept[:MAX_LISTED_PROBLEMS]:
-        _echo(f"kept {doc_id}: {why}")
+        _echo(f"kept {printable(doc_id)}: {printable(why)}")
     if len(stats.kept) > MAX_LISTED_PROBLEMS:
         _echo(f"... and {len(stats.kept) - MAX_LISTED_PROBLEMS} more kept")
     _echo(stats.summary())
@@ -525,6 +531,9 @@ def search(query: str, limit: int, page: int, as_json: bool, index_dir: Path) ->
 def serve(index_dir: Path, host: str, port: int, workers: int) -> None:
     """Serve the search page and the JSON API with gunicorn (production server).
 
+    Each worker runs one search at a time, on one CPU core; its event loop
+    reads requests, so clients that send slowly do not hold a worker up.
+
     \b
     Example:
       zhsearch serve --host 0.0.0.0 --port 8080 --workers 4
@@ -539,4 +548,5 @@ def serve(index_dir: Path, host: str, port: int, workers: int) -> None:
     os.environ[INDEX_ENV] = str(index_dir.resolve())
     from .server import run_server
 
-    run_server(host=host, port=port, workers=workers)
+    with _errors():  # a setting the web app refuses (ZHSEARCH_*) is reported before the server starts
+        run_server(host=host, port=port, workers=workers)

@@ -10,11 +10,19 @@ Every record has two names for where it came from: ``where`` (for people:
 the path relative to the folder given, plus ``:line``) and ``origin`` (stored
 in the index: the same with the folder's absolute path, so that ``sync`` can
 tell which documents came from the folders it was given).
+
+Nothing a file holds can stop the reading: every field is checked and bounded
+(``MAX_TAGS``, ``MAX_TAG_CHARS``, ``MAX_ID_CHARS``, ``MAX_SOURCE_CHARS``,
+``MAX_URL_CHARS``), text holding a NUL or a lone surrogate is refused, files
+that are not regular files (pipes, sockets, devices) are never opened, and any
+exception while reading one record or file skips that record or file with the
+reason; the walk goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,9 +42,11 @@ from .readers.formats import (
     SUPPORTED_SUFFIXES,
     TEXT_SUFFIXES,
     FormatOptions,
+    NotRegularFileError,
     Problem,
     count_items,
     reader_for,
+    special_file_kind,
     too_large,
 )
 
@@ -59,10 +69,24 @@ __all__ = [
     "iter_records",
     "origin_file",
     "parse_date",
+    "printable",
 ]
 
 # The article fields a record can fill (and ``--field`` can map).
 FIELD_NAMES = ("id", "title", "body", "date", "source", "tags", "url")
+_MISSING = object()
+
+# Bounds on the fields besides title and body (which MAX_DOCUMENT_BYTES bounds).
+# A record over any of them is skipped with the reason, like a document over the
+# size limit: none is met by a real article, and each keeps one record from
+# costing a build minutes (100,000 tags took 65 s) or bloating the index.
+MAX_TAGS = 100  # distinct tags per article, after merging categories
+MAX_TAG_CHARS = 100
+MAX_ID_CHARS = 1_000
+MAX_SOURCE_CHARS = 1_000
+MAX_URL_CHARS = 8_192
+# A longer date is not a date: dropped with a warning (like any unreadable date), never parsed.
+MAX_DATE_CHARS = 100
 
 _LOOSE_DATE_RE = re.compile(
     r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
@@ -109,13 +133,19 @@ class Skipped:
 
     ``origin`` is for people (relative path, and line). ``stored_origin`` is
     what a document from it would have as its origin in the index: the file's
-    absolute path, plus ``:line`` when only that record was lost. ``sync``
-    keeps the documents it covers instead of deleting them.
+    absolute path, plus ``:line`` when only that record was lost, or a
+    folder's absolute path ending in a separator when a whole folder could not
+    be read. ``sync`` keeps the documents it covers instead of deleting them.
     """
 
     origin: str
     reason: str
     stored_origin: str = field(default="", compare=False)
+    # The id the record would have had, when the record says it (an ``id``
+    # field that could be read): ``sync`` then keeps exactly that document.
+    # Empty when unknown (a line that is not JSON, a whole file): ``sync``
+    # keeps every document of the file that no record produced this time.
+    doc_id: str = field(default="", compare=False)
 
 
 Record = Article | Skipped
@@ -150,6 +180,12 @@ class PathFilter:
             return False
         return not (self._exclude is not None and self._exclude.match_file(rel))
 
+    def excludes_folder(self, rel: str) -> bool:
+        """True if ``--exclude`` leaves out the folder at ``rel`` and so everything in it."""
+        return self._exclude is not None and (
+            self._exclude.match_file(rel + "/") or self._exclude.match_file(rel + "/_")
+        )
+
 
 def parse_date(value: Any) -> datetime | None:
     """Turn an ISO 8601 date or datetime (string, date or datetime) into a naive datetime.
@@ -165,6 +201,8 @@ def parse_date(value: Any) -> datetime | None:
         return datetime(value.year, value.month, value.day)
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > MAX_DATE_CHARS:
+            raise ValueError(f"date of {len(text):,} characters is not a date")
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -174,40 +212,123 @@ def parse_date(value: Any) -> datetime | None:
             try:
                 y, mo, d, h, mi, sec = (int(g) if g else 0 for g in loose.groups())
                 parsed = datetime(y, mo, d, h, mi, sec)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise ValueError(f"date {value!r} is not a valid date") from None
         # Dates are compared as written; a time zone offset is dropped, not converted.
         return parsed.replace(tzinfo=None)
-    raise ValueError(f"date {value!r} is not an ISO 8601 date such as 2025-06-30")
+    raise ValueError(f"date of type {type(value).__name__} is not an ISO 8601 date such as 2025-06-30")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on one line: control characters, and bytes of file names that are not UTF-8, escaped."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif "\udc80" <= ch <= "\udcff":
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")  # a byte of a file name that is not UTF-8
+        else:
+            out.append(repr(ch)[1:-1] if ch != "'" else ch)
+    return "".join(out)
+
+
+def _check_text(name: str, text: str) -> str:
+    """Refuse text no index can hold: a NUL character, or a lone surrogate (``"\\ud800"`` in JSON)."""
+    if "\x00" in text:
+        raise ValueError(f"field {name!r} holds a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"field {name!r} holds a lone surrogate {text[exc.start]!r}, which is not a character"
+        ) from None
+    return text
+
+
+def _over(name: str, size: int, limit: int, unit: str = "characters") -> ValueError:
+    return ValueError(f"field {name!r} is {size:,} {unit}, over the limit of {limit:,}")
 
 
 def _parse_tags(value: Any) -> tuple[str, ...]:
+    """Tags from a list (nested lists flattened) or a comma-separated string; linear in their number."""
     if value is None or value == "":
         return ()
     if isinstance(value, str):
-        items: Iterable[Any] = value.split(",")
+        items: list[Any] = value.split(",")
     elif isinstance(value, list | tuple):
-        items = value
+        items = _flatten(value)
     else:
         raise ValueError(f"tags must be a list or a comma-separated string, not {type(value).__name__}")
-    tags = []
+    # A dict keeps insertion order and finds duplicates in constant time.
+    tags: dict[str, None] = {}
     for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int | float | date):
+            raise ValueError(f"a tag must be text, not {type(item).__name__}")
         tag = str(item).strip().replace(",", " ")
-        if tag and tag not in tags:
-            tags.append(tag)
-    return tuple(tags)
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG_CHARS:
+            raise ValueError(f"a tag is {len(tag):,} characters, over the limit of {MAX_TAG_CHARS:,}")
+        tags[tag] = None
+        if len(tags) > MAX_TAGS:
+            raise ValueError(f"more than {MAX_TAGS:,} tags (the limit)")
+    return tuple(_check_text("tags", tag) for tag in tags)
 
 
-def _text_field(data: Mapping[str, Any], name: str) -> str:
+def _text_field(data: Mapping[str, Any], name: str, limit: int | None = None) -> str:
     value = data.get(name)
     if value is None:
         return ""
-    if isinstance(value, str | int | float):
-        return str(value).strip()
-    raise ValueError(f"field {name!r} must be text, not {type(value).__name__}")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"field {name!r} must be text, not {type(value).__name__}")
+    # A number where text belongs (a title of 1984) is kept as written, not lost.
+    text = str(value).strip()
+    if limit is not None and len(text) > limit:
+        raise _over(name, len(text), limit)
+    return _check_text(name, text)
 
 
-_MISSING = object()
+def _record_id(data: Mapping[str, Any], default_id: str) -> str:
+    raw = data.get("id")
+    if raw is None or raw == "":
+        return default_id
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise ValueError(f"field 'id' must be text or a whole number, not {type(raw).__name__}")
+    if isinstance(raw, int) and raw.bit_length() > 64:
+        raise ValueError("field 'id' is a number of more than 64 bits")
+    article_id = str(raw).strip()
+    if not article_id:
+        return default_id
+    if len(article_id) > MAX_ID_CHARS:
+        raise _over("id", len(article_id), MAX_ID_CHARS)
+    if any(ch < " " or ch == "\x7f" for ch in article_id):
+        raise ValueError("field 'id' holds a control character (a tab, a line break, ...)")
+    return _check_text("id", article_id)
+
+
+def _known_id(data: Mapping[str, Any]) -> str:
+    """The id a record names for itself, if it can be read; else ''."""
+    try:
+        return _record_id(data, "")
+    except ValueError:
+        return ""
+
+
+def _flatten(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    # Iterative: no nesting of lists (JSON allows about 900 levels) exhausts the stack.
+    leaves: list[Any] = []
+    stack = [iter(value)]
+    while stack:
+        item = next(stack[-1], _MISSING)
+        if item is _MISSING:
+            stack.pop()
+        elif isinstance(item, list | tuple):
+            stack.append(iter(item))
+        else:
+            leaves.append(item)
+    return leaves
 
 
 def _lookup(data: Mapping[str, Any], key: str) -> Any:
@@ -256,17 +377,16 @@ def article_from_mapping(
         return f" (--field {name}={fields[name]})" if name in fields else ""
 
     try:
-        raw_id = data.get("id")
-        article_id = str(raw_id).strip() if raw_id not in (None, "") else default_id
+        article_id = _record_id(data, default_id)
         title = _text_field(data, "title")
         body = _text_field(data, "body")
-        source = _text_field(data, "source")
-        url = _text_field(data, "url")
+        source = _text_field(data, "source", MAX_SOURCE_CHARS)
+        url = _text_field(data, "url", MAX_URL_CHARS)
         tags = _parse_tags(data.get("tags"))
     except ValueError as exc:
-        return Skipped(shown, str(exc), origin)
+        return Skipped(shown, str(exc), origin, doc_id=_known_id(data))
     if not body:
-        return Skipped(shown, "missing or empty body" + hint("body"), origin)
+        return Skipped(shown, "missing or empty body" + hint("body"), origin, doc_id=_known_id(data))
     warnings: list[str] = []
     if not title:
         # The body is worth finding: title the article with its opening words,
@@ -277,7 +397,7 @@ def article_from_mapping(
     if 4 * (len(body) + len(title)) > MAX_DOCUMENT_BYTES:
         size = len(body.encode("utf-8")) + len(title.encode("utf-8"))
         if size > MAX_DOCUMENT_BYTES:
-            return Skipped(shown, too_large(size), origin)
+            return Skipped(shown, too_large(size), origin, doc_id=_known_id(data))
     try:
         when = parse_date(data.get("date"))
     except ValueError as exc:
@@ -323,19 +443,55 @@ class _File:
     in_folder: bool
 
 
-def _walk(root: Path, seen: set[Path]) -> Iterator[Path]:
-    # Sorted, so ids, duplicate handling and reports are the same on every run.
-    real = root.resolve()
-    if real in seen:
-        return  # a symlink back into a folder already read
-    seen.add(real)
-    for child in sorted(root.iterdir()):
+def _walk(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """``(path, None)`` for every file under ``root``, and ``(folder, reason)`` for a folder not read.
+
+    Sorted, so ids, duplicate handling and reports are the same on every run.
+    Iterative (a stack of folder listings), so no depth of folders exhausts
+    the stack; a link back into a folder already read is reported once, not
+    followed.
+    """
+    seen: set[Path] = set()
+
+    def listing(folder: Path) -> tuple[Iterator[Path] | None, str | None]:
+        try:
+            real = folder.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            return None, f"cannot read folder: {_os_reason(exc)}"
+        if real in seen:
+            return None, "a link to a folder that is already being read (a loop, or a second link)"
+        seen.add(real)
+        try:
+            return iter(sorted(folder.iterdir())), None
+        except OSError as exc:
+            return None, f"cannot read folder: {_os_reason(exc)}"
+
+    first, problem = listing(root)
+    if first is None:
+        yield root, problem
+        return
+    stack = [first]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+            continue
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            yield from _walk(child, seen)
+            children, problem = listing(child)
+            if children is None:
+                yield child, problem
+            else:
+                stack.append(children)
         else:
-            yield child
+            yield child, None
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _check_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -346,7 +502,7 @@ def _check_paths(paths: Iterable[str | Path]) -> list[Path]:
     return roots
 
 
-def _iter_files(roots: list[Path], options: ReadOptions, excluded: list[str] | None) -> Iterator[_File]:
+def _iter_files(roots: list[Path], options: ReadOptions, excluded: list[str] | None) -> Iterator[_File | Skipped]:
     path_filter = PathFilter(options.include, options.exclude)
     for root in roots:
         if not root.is_dir():
@@ -354,8 +510,13 @@ def _iter_files(roots: list[Path], options: ReadOptions, excluded: list[str] | N
             yield _File(root, root.name, str(root.parent.resolve() / root.name), in_folder=False)
             continue
         base = root.resolve()
-        for path in _walk(root, set()):
+        for path, problem in _walk(root):
             rel = path.relative_to(root).as_posix()
+            if problem is not None:
+                if not path_filter.excludes_folder(rel):
+                    # Documents from a folder that could not be read are kept by sync, like those of a file.
+                    yield Skipped(printable(rel + "/"), problem, str(base / rel) + os.sep)
+                continue
             if not path_filter.allows(rel):
                 if excluded is not None:
                     excluded.append(rel)
@@ -363,8 +524,26 @@ def _iter_files(roots: list[Path], options: ReadOptions, excluded: list[str] | N
             yield _File(path, rel, str(base / rel), in_folder=True)
 
 
+def _bad_name(rel: str) -> bool:
+    # Bytes that are not UTF-8 come back as lone surrogates; no index can store
+    # them, and control characters would break reports and --dry-run's lines.
+    return any(ch < " " or ch == "\x7f" or "\ud800" <= ch <= "\udfff" for ch in rel)
+
+
+def _describe(exc: BaseException) -> str:
+    text = printable(str(exc))
+    if len(text) > 200:
+        text = text[:200] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _read_file(file: _File, options: ReadOptions) -> Iterator[Record]:
     rel, path = file.rel, file.path
+    if _bad_name(rel):
+        yield Skipped(
+            printable(rel), "the file name holds control characters or bytes that are not UTF-8; rename it", file.origin
+        )
+        return
     reader = reader_for(path)
     if reader is None:
         yield Skipped(rel, f"unsupported file type {path.suffix or '(none)'!r}", file.origin)
@@ -375,27 +554,52 @@ def _read_file(file: _File, options: ReadOptions) -> Iterator[Record]:
         return
     multi = path.suffix.lower() in MULTI_RECORD_SUFFIXES
     try:
-        size = path.stat().st_size
-        if not multi and size > MAX_DOCUMENT_BYTES:
-            yield Skipped(rel, too_large(size), file.origin)
+        # stat() follows links, so a link to a pipe or a device is refused too,
+        # before anything opens it (opening a pipe waits for a writer forever).
+        st = path.stat()
+        kind = special_file_kind(st.st_mode)
+        if kind is not None:
+            yield Skipped(rel, f"not a regular file ({kind})", file.origin)
             return
-        for item in reader(path, options.format_options()):
-            line = f":{item.line}" if item.line is not None else ""
-            if isinstance(item, Problem):
-                # Reading stopped: the problem covers every record the file still held.
-                stored = file.origin if item.rest_of_file else file.origin + line
-                yield Skipped(rel + line, item.reason, stored)
-                continue
-            shown = rel + line
-            yield article_from_mapping(
-                item.data,
-                default_id=shown,
-                origin=file.origin + (line if multi else ""),
-                fields=options.fields,
-                where=shown,
-            )
+        if not multi and st.st_size > MAX_DOCUMENT_BYTES:
+            yield Skipped(rel, too_large(st.st_size), file.origin)
+            return
     except OSError as exc:
-        yield Skipped(rel, f"cannot read file: {exc.strerror or exc}", file.origin)
+        yield Skipped(rel, f"cannot read file: {_os_reason(exc)}", file.origin)
+        return
+    items = reader(path, options.format_options())
+    last = ""
+    while True:
+        try:
+            item = next(items, None)
+        except NotRegularFileError as exc:
+            yield Skipped(rel, str(exc), file.origin)
+            return
+        except OSError as exc:
+            yield Skipped(rel + last, f"cannot read file: {_os_reason(exc)}", file.origin)
+            return
+        except Exception as exc:
+            # A reader that fails on what a file holds loses the rest of that file, never the build.
+            yield Skipped(rel + last, f"cannot read the rest of the file: {_describe(exc)}", file.origin)
+            return
+        if item is None:
+            return
+        line = f":{item.line}" if item.line is not None else ""
+        last = line
+        if isinstance(item, Problem):
+            # Reading stopped: the problem covers every record the file still held.
+            stored = file.origin if item.rest_of_file else file.origin + line
+            yield Skipped(rel + line, item.reason, stored)
+            continue
+        shown = rel + line
+        origin = file.origin + (line if multi else "")
+        try:
+            record = article_from_mapping(
+                item.data, default_id=shown, origin=origin, fields=options.fields, where=shown
+            )
+        except Exception as exc:
+            record = Skipped(shown, f"cannot read the record: {_describe(exc)}", origin)
+        yield record
 
 
 def iter_records(
@@ -420,7 +624,10 @@ def iter_records(
 
 def _records(roots: list[Path], options: ReadOptions, excluded: list[str] | None) -> Iterator[Record]:
     for file in _iter_files(roots, options, excluded):
-        yield from _read_file(file, options)
+        if isinstance(file, Skipped):
+            yield file
+        else:
+            yield from _read_file(file, options)
 
 
 def iter_articles(paths: Iterable[str | Path], options: ReadOptions | None = None) -> Iterator[Article]:
@@ -434,4 +641,4 @@ def count_records(paths: Iterable[str | Path], options: ReadOptions | None = Non
     """A quick estimate of how many records ``iter_records`` will yield (for progress bars)."""
     opts = options or ReadOptions()
     roots = [Path(p) for p in paths if Path(p).exists()]
-    return sum(count_items(file.path) for file in _iter_files(roots, opts, None))
+    return sum(count_items(file.path) for file in _iter_files(roots, opts, None) if isinstance(file, _File))

@@ -29,3 +29,7 @@ class CorpusError(IndexerError):
 
 class QueryError(IndexerError):
     """A query or search parameter is invalid."""
+
+
+class IndexWriteError(IndexDirError):
+    """Writing the index failed (disk full, read-only, a worker process died); the live index is as it was."""

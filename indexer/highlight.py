@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterable
 
 from .analysis import STOP_WORDS, folded_pattern, normalize
@@ -44,14 +45,17 @@ def _at_boundary(text: str, start: int, end: int) -> bool:
     return not (last and end < len(text) and _kind(text[end]) == last)
 
 
-def find_spans(text: str, terms: Iterable[str]) -> list[Span]:
+def find_spans(text: str, terms: Iterable[str], deadline: float | None = None) -> list[Span]:
     """Non-overlapping ``(start, end)`` character spans of ``terms`` in ``text``, merged when adjacent.
 
     Longer terms win over the shorter terms they contain, so the whole
-    identifier or word is marked.
+    identifier or word is marked. Once ``deadline`` (a ``time.monotonic()``
+    value) has passed, the terms not yet looked for are left unmarked.
     """
     found: list[Span] = []
     for term in {t for t in terms if t and t not in STOP_WORDS}:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         count = 0
         # Only an English word or number can run on into its neighbours.
         bounded = bool(_kind(term[0]) or _kind(term[-1]))
@@ -93,9 +97,9 @@ def render(text: str, spans: Iterable[Span], start: int = 0, end: int | None = N
     return "".join(out)
 
 
-def highlight_all(text: str, terms: Iterable[str]) -> str:
-    """The whole text, escaped, with every match marked (used for titles)."""
-    return render(text, find_spans(text, terms))
+def highlight_all(text: str, terms: Iterable[str], deadline: float | None = None) -> str:
+    """The whole text, escaped, with every match marked (used for titles); see ``find_spans`` for ``deadline``."""
+    return render(text, find_spans(text, terms, deadline))
 
 
 def _best_window(spans: list[Span], width: int) -> int:
@@ -115,13 +119,14 @@ def _best_window(spans: list[Span], width: int) -> int:
     return best
 
 
-def snippet(text: str, terms: Iterable[str], width: int = SNIPPET_CHARS) -> str:
+def snippet(text: str, terms: Iterable[str], width: int = SNIPPET_CHARS, deadline: float | None = None) -> str:
     """About ``width`` characters of ``text`` around its best-matching passage, as safe HTML.
 
     Matched terms are wrapped in ``<mark>``; an ellipsis shows where the
     passage was cut. With no match, the snippet is the start of the text.
+    See ``find_spans`` for ``deadline``.
     """
-    spans = find_spans(text, terms)
+    spans = find_spans(text, terms, deadline)
     n = len(text)
     if not spans:
         start = 0

@@ -14,14 +14,25 @@ Syntax (documented in docs/cli.md and on the search page)::
 The parser never fails: a stray ``)``, an unbalanced quote or an unknown
 ``field:`` is read as plain text. Parsing is separate from analysis, so the
 same tree can be run by the Whoosh backend or a remote engine.
+
+It is also bounded, so no input makes it (or anything that walks the tree)
+recurse without limit:
+
+- Parentheses nested deeper than ``MAX_DEPTH`` group nothing more: the
+  extra ``(`` and their ``)`` only separate words.
+- ``NOT NOT x`` is ``x``: a run of NOTs is read as one NOT or none.
+- A date past the calendar's ends is clamped: a start before 0001-01-01 is
+  an open start, an end after 9999-12-31 an open end, and a range that lies
+  wholly outside the calendar (``date:>9999``, ``date:<0001``) matches
+  nothing. A range written the wrong way round (``date:2020..2019``) is
+  read the right way round, as the API's ``from``/``to`` are.
 """
 
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time
 
 TEXT_FIELDS = ("title", "body")
 FILTER_FIELDS = {"source": "source", "tag": "tags", "tags": "tags"}
@@ -55,7 +66,7 @@ class Filter:
 
 @dataclass(frozen=True)
 class DateRange:
-    """Documents dated within ``[start, end)``; either end may be open."""
+    """Documents dated within ``[start, end)``; either end may be open, and start == end matches nothing."""
 
     start: datetime | None
     end: datetime | None
@@ -122,25 +133,65 @@ def _lex(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def _parse_date_bound(value: str, end: bool) -> datetime | None:
+# date() holds years 1 to 9999. The Gregorian calendar repeats every 400
+# years (146097 days), so a day in year 0 or 10000 (the day after 9999's
+# last) takes its number from the same day 400 years away.
+_CYCLE_YEARS, _CYCLE_DAYS = 400, 146_097
+_FIRST_DAY, _LAST_DAY = date.min.toordinal(), date.max.toordinal()
+
+
+def _day_number(year: int, month: int, day: int) -> int:
+    """``date.toordinal()`` numbering, extended to years 0 and 10000; ValueError for no such day."""
+    if year < date.min.year:
+        return date(year + _CYCLE_YEARS, month, day).toordinal() - _CYCLE_DAYS
+    if year > date.max.year:
+        return date(year - _CYCLE_YEARS, month, day).toordinal() + _CYCLE_DAYS
+    return date(year, month, day).toordinal()
+
+
+def _bound_day(value: str, end: bool) -> int | None:
+    """The first day of the year, month or day ``value`` names, or with ``end`` the first day after it.
+
+    None when ``value`` is not such a date (2024-13, 2024-02-30, abc).
+    """
     m = _DATE_RE.fullmatch(value)
     if not m:
         return None
-    year = int(m.group(1))
-    month = int(m.group(2) or 1)
-    day = int(m.group(3) or 1)
+    year, month, day = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
     try:
-        start = datetime(year, month, day)
+        first = _day_number(year, month, day)
     except ValueError:
         return None
     if not end:
-        return start
+        return first
     # An end bound includes the whole year, month or day it names.
     if m.group(3):
-        return start + timedelta(days=1)
+        return first + 1
     if m.group(2):
-        return start + timedelta(days=calendar.monthrange(year, month)[1])
-    return datetime(year + 1, 1, 1)
+        return _day_number(year + month // 12, month % 12 + 1, 1)
+    return _day_number(year + 1, 1, 1)
+
+
+# Any range [t, t) is empty; this one is safe for a backend that makes the
+# end inclusive by taking a microsecond off it.
+NO_DATES = DateRange(datetime.max, datetime.max)
+
+
+def _days_range(start: int | None, end: int | None) -> DateRange:
+    """The range of days ``[start, end)``, clamped to the days a datetime can hold."""
+    if start is not None and start < _FIRST_DAY:
+        start = None
+    if end is not None and end > _LAST_DAY:
+        end = None
+    if (start is not None and start > _LAST_DAY) or (end is not None and end <= _FIRST_DAY):
+        return NO_DATES
+    if start is not None and end is not None and start >= end:
+        return NO_DATES
+    return DateRange(_midnight(start), _midnight(end))
+
+
+def _midnight(day: int | None) -> datetime | None:
+    return None if day is None else datetime.combine(date.fromordinal(day), time.min)
 
 
 def parse_date_range(value: str) -> DateRange | None:
@@ -148,43 +199,75 @@ def parse_date_range(value: str) -> DateRange | None:
     value = value.strip()
     for op in (">=", "<=", ">", "<"):
         if value.startswith(op):
-            bound = value[len(op) :]
-            if op == ">=":
-                return _range(_parse_date_bound(bound, end=False), None, bound)
-            if op == ">":
-                return _range(_parse_date_bound(bound, end=True), None, bound)
-            if op == "<=":
-                return _range(None, _parse_date_bound(bound, end=True), bound)
-            return _range(None, _parse_date_bound(bound, end=False), bound)
+            return _compared(op, value[len(op) :])
     if ".." in value:
         low, _, high = value.partition("..")
-        start = _parse_date_bound(low, end=False) if low else None
-        stop = _parse_date_bound(high, end=True) if high else None
-        if (low and start is None) or (high and stop is None) or (start is None and stop is None):
-            return None
-        return DateRange(start, stop)
-    start = _parse_date_bound(value, end=False)
-    stop = _parse_date_bound(value, end=True)
-    return DateRange(start, stop) if start else None
+        return _between(low, high)
+    start = _bound_day(value, end=False)
+    return None if start is None else _days_range(start, _bound_day(value, end=True))
 
 
-def _range(start: datetime | None, end: datetime | None, bound: str) -> DateRange | None:
-    if start is None and end is None:
+def _compared(op: str, bound: str) -> DateRange | None:
+    # ">" starts after the named period; "<=" ends after it.
+    day = _bound_day(bound, end=op in (">", "<="))
+    if day is None:
         return None
-    return DateRange(start, end)
+    return _days_range(day, None) if op.startswith(">") else _days_range(None, day)
 
 
+def _between(low: str, high: str) -> DateRange | None:
+    start = _bound_day(low, end=False) if low else None
+    stop = _bound_day(high, end=True) if high else None
+    if (low and start is None) or (high and stop is None) or (start is None and stop is None):
+        return None
+    if start is not None and stop is not None and start >= stop:
+        # Typed the wrong way round (2020..2019): the API's from/to swap too.
+        start, stop = _bound_day(high, end=False), _bound_day(low, end=True)
+    return _days_range(start, stop)
+
+
+# Parentheses deeper than this only separate words. Every level costs a few
+# stack frames here and in each walk over the tree (synonyms, compilers,
+# Whoosh's own query objects), far below Python's limit of 1000.
+MAX_DEPTH = 32
+# Words, phrases, filters and dates after this many are ignored. Whoosh
+# chains an AND's matchers one inside the next, a stack frame each, and
+# every clause costs time; the service's 256 characters hold at most 128.
+MAX_CLAUSES = 128
+
+
+# The grammar, with AND implicit between neighbours:
+#   sequence := (or_expr | AND)*
+#   or_expr  := unary (OR unary)*
+#   unary    := NOT* (-word | -"phrase" | atom)
+#   atom     := ( sequence ) | "phrase" | field:value | word
 class _Parser:
-    """Recursive descent: or_expr := and_expr; and_expr := unary (OR unary)*, with implicit AND."""
+    """Recursive descent over the tokens, to at most MAX_DEPTH groups."""
 
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         # Whitespace matters only to separate a field prefix from its value.
         self.tokens = tokens
         self.i = 0
         self.depth = 0
+        # How many "(" beyond MAX_DEPTH were skipped: their ")" must not close a real group.
+        self.flattened = 0
+        self.clauses = 0
 
     def _peek(self) -> tuple[str, str] | None:
-        while self.i < len(self.tokens) and self.tokens[self.i][0] == "ws":
+        """The next token that means something, skipping spaces and the parentheses beyond MAX_DEPTH.
+
+        None at the end, and after MAX_CLAUSES clauses: the rest is ignored.
+        """
+        if self.clauses >= MAX_CLAUSES:
+            return None
+        while self.i < len(self.tokens):
+            kind = self.tokens[self.i][0]
+            if kind == "lparen" and self.depth >= MAX_DEPTH:
+                self.flattened += 1
+            elif kind == "rparen" and self.flattened:
+                self.flattened -= 1
+            elif kind != "ws":
+                break
             self.i += 1
         return self.tokens[self.i] if self.i < len(self.tokens) else None
 
@@ -203,9 +286,7 @@ class _Parser:
         items: list[Node] = []
         while True:
             tok = self._peek()
-            if tok is None or (tok[0] == "rparen" and self.depth > 0):
-                break
-            if tok[0] == "rparen":
+            if tok is None or tok[0] == "rparen":
                 break
             if tok == ("word", "AND"):
                 self.i += 1
@@ -228,14 +309,23 @@ class _Parser:
         return options[0] if len(options) == 1 else Or(tuple(options))
 
     def _unary(self) -> Node | None:
-        tok = self._peek()
-        if tok is None:
-            return None
-        kind, value = tok
-        if kind == "word" and value == "NOT":
+        # A run of NOTs is read in a loop, not by recursion: NOT NOT x is x.
+        negations = 0
+        while self._peek() == ("word", "NOT"):
             self.i += 1
-            child = self._unary()
-            return Not(child) if child is not None else None
+            negations += 1
+        tok = self._peek()
+        if tok is None or tok[0] == "rparen":
+            # A ")" is never an operand: it closes the group (or is stray).
+            return None
+        node = self._operand(*tok)
+        if node is None or negations % 2 == 0:
+            return node
+        return _negate(node)
+
+    def _operand(self, kind: str, value: str) -> Node | None:
+        if kind != "lparen":
+            self.clauses += 1
         if kind == "word" and value == "-" and self.i + 1 < len(self.tokens) and self.tokens[self.i + 1][0] == "quoted":
             self.i += 2
             inner = self.tokens[self.i - 1][1][1:-1]
@@ -260,20 +350,22 @@ class _Parser:
         kind, value = self.tokens[self.i]
         self.i += 1
         if kind == "lparen":
-            self.depth += 1
-            inner = self._sequence()
-            self.depth -= 1
-            if self._peek() == ("rparen", ")"):
-                self.i += 1
-            return inner
-        if kind == "rparen":
-            return None
+            return self._group()
         if kind == "quoted":
             words = value[1:-1]
             return Phrase(words) if words.strip() else None
         if kind == "field":
             return self._field(value[:-1])
         return Text(value)
+
+    def _group(self) -> Node | None:
+        # Only called below MAX_DEPTH: _peek never yields a deeper "(".
+        self.depth += 1
+        inner = self._sequence()
+        self.depth -= 1
+        if self._peek() == ("rparen", ")"):
+            self.i += 1
+        return inner
 
     def _field(self, name: str) -> Node | None:
         field = name.lower()
@@ -295,6 +387,10 @@ class _Parser:
         return Filter(FILTER_FIELDS[field], raw.strip())
 
 
+def _negate(node: Node) -> Node:
+    return node.child if isinstance(node, Not) else Not(node)
+
+
 def _and(items: list[Node]) -> Node | None:
     if not items:
         return None
@@ -309,16 +405,14 @@ def parse_query(text: str) -> Node | None:
 def positive_texts(node: Node | None) -> list[Text | Phrase]:
     """The words and phrases that count toward a match (not those under NOT)."""
     found: list[Text | Phrase] = []
-
-    def walk(n: Node) -> None:
+    # A stack rather than recursion: trees built by callers need not be shallow.
+    stack: list[Node] = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
         if isinstance(n, Text | Phrase):
             found.append(n)
         elif isinstance(n, And | Or):
-            for child in n.children:
-                walk(child)
-
-    if node is not None:
-        walk(node)
+            stack.extend(reversed(n.children))
     return found
 
 

@@ -30,6 +30,19 @@ PAGE_SIZE_CAP = 100
 RERANK_DEPTH = 50
 
 
+def request_deadline(time_limit: float | None = None, deadline: float | None = None) -> float | None:
+    """The one deadline of a request (a ``time.monotonic()`` value): ``time_limit`` seconds from now, or
+    ``deadline``, whichever comes first; None when neither is given (no limit)."""
+    if time_limit is not None and time_limit > 0:
+        from_now = time.monotonic() + time_limit
+        return from_now if deadline is None else min(deadline, from_now)
+    return deadline
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def format_date(value: datetime | None) -> str | None:
     """ISO 8601: the date alone when there is no time of day."""
     if value is None:
@@ -146,13 +159,21 @@ class Searcher:
         sort: str = "relevance",
         facets: bool = False,
         time_limit: float | None = None,
+        deadline: float | None = None,
     ) -> SearchPage:
         """Run query ``q`` (see ``indexer.query`` for the syntax) and return one page of highlighted hits.
 
         ``sources``, ``tags`` and the date range narrow the results like the
         ``source:``, ``tag:`` and ``date:`` syntax. ``sort`` is "relevance" or
-        "date" (newest first). With ``facets``, counts of sources and tags
-        over all matches come back too.
+        "date" (newest first; undated documents last). With ``facets``,
+        counts of sources and tags over all matches come back too.
+
+        The search stops at ``deadline`` (a ``time.monotonic()`` value) or
+        ``time_limit`` seconds from now, whichever comes first, and returns
+        what it found flagged ``partial``: the relaxed retry and highlighting
+        keep to the same deadline. A caller that runs several searches for
+        one request (the web page's "did you mean") passes them all the same
+        ``deadline`` (see ``request_deadline``).
         """
         if page < 1:
             raise QueryError("page must be 1 or more")
@@ -166,6 +187,7 @@ class Searcher:
         if not q and not has_filters:
             raise QueryError("the query is empty")
         started = time.perf_counter()
+        deadline = request_deadline(time_limit, deadline)
         tree = add_filters(drop_stop_chunks(parse_query(q)), source_list, tag_list, date_from, date_to)
         if not has_positive_text(tree) and sort == "relevance":
             # Nothing to rank by (only filters): newest first is the useful order.
@@ -177,33 +199,40 @@ class Searcher:
             size=size,
             sort=sort,
             facets=FACETS if facets else (),
-            time_limit=time_limit,
+            deadline=deadline,
         )
         # Ranking has two steps when the query has words that may sit side by
         # side: the store's best RERANK_DEPTH hits are reordered by word
         # proximity (see rank.rerank_by_proximity). Boosts only raise scores,
         # so the reordered block still ranks above every hit after it.
         raw, relaxed = self._ranked(request, proximity(expanded)), False
-        if raw is not None and raw.total == 0 and is_free_text(tree):
+        if raw is not None and raw.total == 0 and not raw.partial and is_free_text(tree):
             # Nothing has every word: rank what has some of them rather than show nothing.
+            # Same request, same deadline: the retry gets only the time that is left.
             loose = expand_synonyms(relax(tree), self.synonyms)
             raw = self._ranked(replace(request, query=loose), proximity(loose))
             relaxed = raw is not None and raw.total > 0
         terms = highlight_terms(expanded)
-        hits = [
-            Hit(
-                id=h.doc.id,
-                title=h.doc.title,
-                url=h.doc.url,
-                date=format_date(h.doc.date),
-                source=h.doc.source,
-                tags=list(h.doc.tags),
-                score=h.score,
-                title_html=highlight_all(h.doc.title, terms),
-                snippet_html=snippet(h.doc.body, terms),
+        hits: list[Hit] = []
+        cut_short = False
+        for h in raw.hits if raw else []:
+            # Out of time, the remaining hits keep an escaped title and the start of the text, unmarked.
+            cut_short = cut_short or _passed(deadline)
+            marked = () if cut_short else terms
+            hits.append(
+                Hit(
+                    id=h.doc.id,
+                    title=h.doc.title,
+                    url=h.doc.url,
+                    date=format_date(h.doc.date),
+                    source=h.doc.source,
+                    tags=list(h.doc.tags),
+                    score=h.score,
+                    title_html=highlight_all(h.doc.title, marked, deadline=deadline),
+                    snippet_html=snippet(h.doc.body, marked, deadline=deadline),
+                )
             )
-            for h in (raw.hits if raw else [])
-        ]
+        cut_short = cut_short or (bool(hits) and _passed(deadline))
         took_ms = (time.perf_counter() - started) * 1000
         understood = [t for item in positive_texts(tree) for t in query_terms(item.text)]
         return SearchPage(
@@ -214,7 +243,7 @@ class Searcher:
             took_ms=took_ms,
             hits=hits,
             facets=raw.facets if raw else {},
-            partial=raw.partial if raw else False,
+            partial=(raw.partial if raw else False) or cut_short,
             terms=understood,
             relaxed=relaxed,
         )
@@ -228,6 +257,9 @@ class Searcher:
             return self.store.search(request)
         end = page * size
         raw = self.store.search(replace(request, page=1, size=max(end, RERANK_DEPTH)))
+        if _passed(request.deadline):
+            # No time left to reorder: the store's order, flagged partial.
+            return replace(raw, hits=raw.hits[(page - 1) * size : end], partial=True)
         ranked = rerank_by_proximity(raw.hits[:RERANK_DEPTH], near) + raw.hits[RERANK_DEPTH:]
         return replace(raw, hits=ranked[(page - 1) * size : end])
 

@@ -8,6 +8,7 @@ registry in ``indexer.backends`` maps names to packages and opens stores.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,8 +50,14 @@ class SearchRequest:
     size: int = 10
     sort: str = "relevance"
     facets: tuple[str, ...] = ()
-    # Seconds before a search stops and returns what it has, flagged partial.
-    time_limit: float | None = None
+    # When the search must stop and return what it has, flagged partial: a
+    # ``time.monotonic()`` value, shared by every search made for one request
+    # (its relaxed retry, "did you mean"), so the request as a whole keeps it.
+    deadline: float | None = None
+
+    def time_left(self) -> float | None:
+        """Seconds until the deadline (0 once it has passed), or None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,6 +264,7 @@ def suggest_query(
     suggester: Suggester,
     count: Callable[[str], int],
     max_tries: int = 8,
+    deadline: float | None = None,
 ) -> QuerySuggestion | None:
     """A query like ``q`` that finds something, or None.
 
@@ -271,7 +272,9 @@ def suggest_query(
     title terms); failing that, each word in turn is left out and the variant
     with the most results wins. ``terms`` are the segmented words the query
     was understood as (``SearchPage.terms``); ``count`` runs a query and
-    returns its total. At most ``max_tries`` queries are run.
+    returns its total. At most ``max_tries`` queries are run, and none once
+    ``deadline`` (a ``time.monotonic()`` value) has passed: ``count`` should
+    search with the same deadline, so that the request keeps to one.
     """
     tokens = q.split()
     if not tokens:
@@ -283,23 +286,34 @@ def suggest_query(
         tries += 1
         return count(candidate)
 
-    respelled: list[str] = []
-    if len(tokens) > 1 and all(_LETTERS_RE.fullmatch(t.lower()) for t in tokens):
-        # "da mo xing": syllables typed with spaces.
-        respelled += [s.text for s in suggester.convert("".join(tokens), limit=1)]
-    for i, token in enumerate(tokens):
-        if _PLAIN_WORD_RE.fullmatch(token) and token not in _OPERATORS:
-            for s in suggester.convert(token, limit=2):
-                respelled.append(" ".join([*tokens[:i], s.text, *tokens[i + 1 :]]))
-    for candidate in dict.fromkeys(respelled):
-        if tries >= max_tries:
+    def out_of_tries() -> bool:
+        return tries >= max_tries or (deadline is not None and time.monotonic() >= deadline)
+
+    def respellings() -> Iterator[str]:
+        # Made as they are tried: converting each of many words costs time the request may not have.
+        if len(tokens) > 1 and all(_LETTERS_RE.fullmatch(t.lower()) for t in tokens):
+            # "da mo xing": syllables typed with spaces.
+            yield from (s.text for s in suggester.convert("".join(tokens), limit=1))
+        for i, token in enumerate(tokens):
+            if out_of_tries():
+                return
+            if _PLAIN_WORD_RE.fullmatch(token) and token not in _OPERATORS:
+                for s in suggester.convert(token, limit=2):
+                    yield " ".join([*tokens[:i], s.text, *tokens[i + 1 :]])
+
+    tried: set[str] = set()
+    for candidate in respellings():
+        if candidate in tried:
+            continue
+        tried.add(candidate)
+        if out_of_tries():
             return None
         if candidate != q and (total := run(candidate)) > 0:
             return QuerySuggestion(candidate, total, "respell")
 
     best: QuerySuggestion | None = None
     for dropped, candidate in _drop_variants(q, tokens, terms):
-        if tries >= max_tries:
+        if out_of_tries():
             break
         total = run(candidate)
         if total > 0 and (best is None or total > best.total):

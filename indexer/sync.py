@@ -7,6 +7,12 @@ source file changed, and *deleted* when it came from one of the synced paths
 Documents from other paths are never deleted. A document whose file could
 not be read this time (or whose record was skipped) is *kept*, not deleted:
 a file that is briefly unreadable must not empty the index.
+
+What is kept is decided by document id, never by line number, since lines
+move whenever a record is inserted above them: a skipped record whose id
+could be read keeps exactly that document; one whose id is unknown (a line
+that is not JSON, a file or folder not read) keeps every document of that
+file or folder that no record produced this time.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 
 from .backends import IndexTarget, open_store
 from .build import BuildStats, Progress, StrictError, accounted
-from .corpus import Article, PathFilter, ReadOptions, iter_records, origin_file
+from .corpus import Article, PathFilter, ReadOptions, Skipped, iter_records, origin_file
 from .errors import IndexMissingError
 
 
@@ -95,12 +101,38 @@ class Scope:
         return self.path_filter.allows(rel)
 
 
-def _covered(stored_origin: str, lost: set[str]) -> str | None:
-    """The skipped origin that covers a document (the same record, or its whole file), if any."""
-    if stored_origin in lost:
-        return stored_origin
-    file = origin_file(stored_origin)
-    return file if file in lost else None
+@dataclass
+class _Lost:
+    """What this run could not read: documents known by id, and files and folders whose ids are unknown."""
+
+    ids: dict[str, str] = field(default_factory=dict)  # id -> where its record was skipped
+    files: set[str] = field(default_factory=set)  # absolute paths
+    folders: list[str] = field(default_factory=list)  # absolute paths ending in a separator
+
+    @classmethod
+    def of(cls, skipped: Iterable[Skipped]) -> _Lost:
+        lost = cls()
+        for skip in skipped:
+            if skip.doc_id:
+                lost.ids.setdefault(skip.doc_id, skip.origin)
+            elif skip.stored_origin.endswith(os.sep):
+                lost.folders.append(skip.stored_origin)
+            elif skip.stored_origin:
+                # Not which record it was, so none of the file's documents may go.
+                lost.files.add(origin_file(skip.stored_origin))
+        return lost
+
+    def why_kept(self, doc_id: str, stored_origin: str, scope: Scope) -> str | None:
+        """Why a document no record produced must stay (its record or file was not read), or None."""
+        if doc_id in self.ids:
+            return f"its record at {self.ids[doc_id]} was skipped this time"
+        file = origin_file(stored_origin)
+        if file in self.files:
+            return f"its source {scope.shown(file)} was skipped this time"
+        folder = next((f for f in self.folders if file.startswith(f)), None)
+        if folder is not None:
+            return f"its folder {scope.shown(folder.rstrip(os.sep)) or '.'}/ could not be read this time"
+        return None
 
 
 def sync_index(
@@ -161,15 +193,15 @@ def sync_index(
             if first is not None:
                 store.add(chain([first], pending))
 
-        lost = {s.stored_origin for s in stats.skipped if s.stored_origin}
+        lost = _Lost.of(stats.skipped)
         doomed: list[str] = []
         for doc_id, (stored_origin, _) in sorted(manifest.items()):
             scope = next((s for s in scopes if s.contains(stored_origin)), None)
             if doc_id in seen or scope is None:
                 continue
-            cover = _covered(stored_origin, lost)
-            if cover is not None:
-                stats.kept.append((doc_id, f"its source {scope.shown(cover)} was skipped this time"))
+            why = lost.why_kept(doc_id, stored_origin, scope)
+            if why is not None:
+                stats.kept.append((doc_id, why))
                 continue
             doomed.append(doc_id)
             stats.deleted.append((doc_id, scope.shown(stored_origin)))

@@ -7,6 +7,11 @@ from werkzeug.exceptions import HTTPException
 
 from indexer import IndexerError, IndexMissingError, QueryError, SchemaMismatchError
 
+# How the server's worker (indexer/server.py, HTTP_ERROR_KEY) asks for an error page: the WSGI environ
+# holds (status, message) for a request gunicorn refused before the app could see it (request line
+# too long, headers too large, malformed). Only the server sets it; no client header can.
+SERVER_ERROR_KEY = "zhsearch.http_error"
+
 
 class RequestError(Exception):
     """A client error with a machine-readable code and a message for people."""
@@ -32,14 +37,27 @@ def _code_for(status: int) -> str:
         400: "bad_request",
         404: "not_found",
         405: "method_not_allowed",
+        408: "request_timeout",
         413: "too_large",
         414: "uri_too_long",
+        417: "expectation_failed",
         431: "headers_too_large",
+        500: "internal_error",
+        501: "not_implemented",
     }.get(status, "http_error")
 
 
 def register(app: Flask) -> None:
     """Install the error handlers on ``app``."""
+
+    def _server_error() -> None:
+        found = request.environ.get(SERVER_ERROR_KEY)
+        if found is not None:
+            status, message = found
+            raise RequestError(status, _code_for(status), message)
+
+    # First of all the checks: the request's URL was never parsed, so no other check applies.
+    app.before_request_funcs.setdefault(None, []).insert(0, _server_error)
 
     @app.errorhandler(RequestError)
     def _request_error(exc: RequestError) -> tuple[Response | str, int]:

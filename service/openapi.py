@@ -87,7 +87,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
         ),
         _query_param(
             "to",
-            "Only documents dated on or before this day (not before `from`).",
+            "Only documents dated on or before this day; a `to` before `from` swaps the two.",
             _or_blank({"type": "string", "format": "date"}),
         ),
         _query_param(
@@ -216,9 +216,12 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                                         "bad_request",
                                         "not_found",
                                         "method_not_allowed",
+                                        "request_timeout",
                                         "too_large",
                                         "uri_too_long",
                                         "headers_too_large",
+                                        "expectation_failed",
+                                        "not_implemented",
                                         "http_error",
                                         "index_unavailable",
                                         "index_error",

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 
 from indexer import (
     SORTS,
@@ -31,7 +31,9 @@ bp = Blueprint("search", __name__)
 
 # Tabs and newlines pasted into the box are just spaces.
 _SPACE_CONTROLS = {"\t", "\n", "\r"}
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A whole number as the API writes it: ASCII digits, no sign, space or leading zero.
+_INT_RE = re.compile(r"0|[1-9][0-9]*")
 # The last word of a query being typed may carry an exclusion or a text-field prefix.
 _LAST_WORD_RE = re.compile(r"(?P<prefix>-|(?:title|body):)?(?P<word>.*)", re.S)
 
@@ -109,7 +111,9 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+    # Checked before int() sees it: int() accepts " 5", "+5" and "５", and
+    # fails on thousands of digits; a number longer than ``high`` is too big anyway.
+    if len(raw) > len(str(high)) or not _INT_RE.fullmatch(raw) or not low <= int(raw) <= high:
         raise _invalid(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -147,7 +151,9 @@ def _date_arg(name: str) -> date | None:
             raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
-        raise _invalid(f"{name} must be a date written YYYY-MM-DD, such as 2025-06-30") from None
+        raise _invalid(
+            f"{name} must be a date written YYYY-MM-DD, from 0001-01-01 to 9999-12-31, such as 2025-06-30"
+        ) from None
 
 
 def _search_args() -> SearchArgs:
@@ -178,6 +184,19 @@ def _time_limit() -> float | None:
     return limit if limit > 0 else None
 
 
+def _deadline() -> float | None:
+    """The request's one deadline (a ``time.monotonic()`` value), set by its first search; None without a limit.
+
+    Every search the request makes (the relaxed retry, "did you mean", completions) shares it, so the
+    request as a whole, not each search, answers within SEARCH_TIME_LIMIT.
+    """
+    if "search_deadline" not in g:
+        limit = _time_limit()
+        g.search_deadline = time.monotonic() + limit if limit is not None else None
+    deadline: float | None = g.search_deadline
+    return deadline
+
+
 def _day_after(day: date | None) -> datetime | None:
     """The exclusive end of a range that includes ``day`` (open after the last representable day)."""
     if day is None or day == date.max:
@@ -185,34 +204,44 @@ def _day_after(day: date | None) -> datetime | None:
     return datetime.combine(day + timedelta(days=1), datetime.min.time())
 
 
+def _date_bounds(args: SearchArgs) -> tuple[datetime | None, datetime | None]:
+    """The ``[start, end)`` of the from/to days, for ``Searcher.search``."""
+    start = datetime.combine(args.date_from, datetime.min.time()) if args.date_from else None
+    end = _day_after(args.date_to)
+    if args.date_to and start is None and end is None:
+        # to=9999-12-31 has no day after it; starting at the first day keeps
+        # the filter (documents with a date) instead of dropping it.
+        start = datetime.min
+    return start, end
+
+
 def _run(args: SearchArgs, q: str | None = None, size: int | None = None) -> SearchPage:
-    """Search with every filter of ``args``, under the configured time limit."""
+    """Search with every filter of ``args``, within the request's deadline."""
+    date_from, date_to = _date_bounds(args)
     return _searcher().search(
         args.q if q is None else q,
         page=args.page if size is None else 1,
         size=size or args.size,
         sources=args.sources,
         tags=args.tags,
-        date_from=datetime.combine(args.date_from, datetime.min.time()) if args.date_from else None,
-        date_to=_day_after(args.date_to),
+        date_from=date_from,
+        date_to=date_to,
         sort=args.sort,
         facets=size is None,
-        time_limit=_time_limit(),
+        deadline=_deadline(),
     )
 
 
 def _did_you_mean(args: SearchArgs, result: SearchPage) -> QuerySuggestion | None:
-    """A nearby query that finds something, within one time limit in total."""
-    deadline = time.monotonic() + (_time_limit() or 2.0)
+    """A nearby query that finds something, in the time the request has left (2 s without a limit)."""
+    deadline = _deadline() or time.monotonic() + 2.0
 
     def count(candidate: str) -> int:
-        if time.monotonic() > deadline:
-            return 0
         page = _run(args, q=candidate, size=1)
         # Results that match only some of the words do not make a suggestion.
         return 0 if page.relaxed else page.total
 
-    return suggest_query(args.q, result.terms, _suggester(), count)
+    return suggest_query(args.q, result.terms, _suggester(), count, deadline=deadline)
 
 
 def _page_links(args: SearchArgs, result: SearchPage) -> dict[str, Any]:
@@ -274,7 +303,7 @@ def _complete(q: str, limit: int) -> list[dict[str, Any]]:
 
     def titles_with(text: str) -> int:
         # A word composed of several title terms counts only where they stand together.
-        return _searcher().search(f'title:"{text}"', size=1, time_limit=_time_limit()).total
+        return _searcher().search(f'title:"{text}"', size=1, deadline=_deadline()).total
 
     return [
         {**s.to_dict(), "query": head + sep + prefix + s.text}

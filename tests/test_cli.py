@@ -116,6 +116,16 @@ def test_serve_refuses_a_missing_index(runner: CliRunner, tmp_path: Path) -> Non
     assert result.exit_code == 1 and "zhsearch build" in result.stderr
 
 
+def test_serve_refuses_a_bad_setting_before_starting(runner: CliRunner, built: Path) -> None:
+    # The env dict is restored after the call, including the index directory that serve sets.
+    env = {"ZHSEARCH_INDEX_DIR": str(built), "ZHSEARCH_MAX_PAGE_SIZE": "500"}
+    result = runner.invoke(cli, ["serve", "--index", str(built), "--port", "1"], env=env)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "Error: ZHSEARCH_MAX_PAGE_SIZE is 500, above zhsearch's limit of 100 results per page; set it to 100 or less"
+    ]
+
+
 def write_posts(folder: Path, posts: dict[str, str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, body in posts.items():

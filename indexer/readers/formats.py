@@ -5,6 +5,13 @@ parse and ``Problem`` for everything it could not, so the caller can account
 for every record. Readers decode the bytes themselves (``encodings``), never
 validate fields (``corpus.article_from_mapping`` does), and never raise for a
 bad file: an ``OSError`` is the only exception that escapes.
+
+Every reader is bounded whatever the file holds: lines and files are read at
+most ``MAX_DOCUMENT_BYTES`` at a time, JSON nested too deeply is a problem
+(not a crash), and YAML front matter may hold at most
+``MAX_FRONT_MATTER_VALUES`` values however its aliases expand. Files are
+opened without blocking and only if they are regular files, so a named pipe
+or a device in the corpus cannot hang a build.
 """
 
 from __future__ import annotations
@@ -12,14 +19,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import frontmatter
 import yaml
+from frontmatter.default_handlers import JSONHandler
 
 from .encodings import SAMPLE_BYTES, DecodeError, declared_html_charset, decode, decode_line, detect_encoding
 from .encodings import is_ascii_compatible as _ascii_compatible
@@ -41,11 +51,23 @@ SUPPORTED_SUFFIXES = MULTI_RECORD_SUFFIXES | MARKDOWN_SUFFIXES | TEXT_SUFFIXES |
 # Keys tried, in order, when a JSON object holds more than one list of records.
 PREFERRED_JSON_KEYS = ("articles", "posts", "items", "records", "entries", "documents", "docs", "data", "results")
 
-_HEADING_RE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _WS_RE = re.compile(r"[ \t\n\r]*")
+
+# YAML front matter may hold at most this many values (scalars, lists and
+# mappings), counting a value reached through an alias once per use: "billion
+# laughs" front matter of a few hundred bytes would otherwise expand to 10^8.
+MAX_FRONT_MATTER_VALUES = 10_000
 
 # Rows as large as the document limit must reach the size check, not die in csv.
 csv.field_size_limit(max(csv.field_size_limit(), MAX_DOCUMENT_BYTES))
+
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +114,54 @@ def too_large(n: int) -> str:
     return f"document is {size_text(n)}, over the {size_text(MAX_DOCUMENT_BYTES)} limit"
 
 
+def special_file_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is (``a named pipe``), from its ``st_mode``; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _SPECIAL_FILES if test(mode)), "not a regular file")
+
+
+class NotRegularFileError(OSError):
+    """A path that was a regular file when listed is something else when opened."""
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    """Open a regular file for reading in binary; raise ``NotRegularFileError`` for anything else.
+
+    The file is opened without blocking (a named pipe would wait for a writer
+    forever) and checked after opening, so a file swapped for a pipe or a
+    device after the folder was listed is refused too.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        kind = special_file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotRegularFileError(f"not a regular file ({kind})")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """The whole content of a regular file (see ``open_regular``)."""
+    with open_regular(path) as f:
+        return f.read()
+
+
 def _decode_file(path: Path) -> str:
-    return decode(path.read_bytes()).text
+    return decode(read_file_bytes(path)).text
+
+
+def _json_problem(exc: Exception) -> str:
+    """The reason for a JSON text Python's parser refused: a syntax error, or a value it cannot hold."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg} (column {exc.colno})"
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply (arrays or objects inside each other more than about 900 levels)"
+    # ValueError: a number of more than 4,300 digits, which Python refuses to convert.
+    return f"invalid JSON: {str(exc).split(';')[0]}"
 
 
 # -- JSON Lines ---------------------------------------------------------------
@@ -104,16 +172,38 @@ def _jsonl_line(text: str, lineno: int) -> Item | None:
         return None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Problem(f"invalid JSON: {exc.msg} (column {exc.colno})", lineno)
+    except (ValueError, RecursionError) as exc:
+        return Problem(_json_problem(exc), lineno)
     if not isinstance(data, dict):
         return Problem(f"expected a JSON object, found {type(data).__name__}", lineno)
     return RawRecord(data, lineno)
 
 
+def _bounded_lines(f: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
+    """``(line number, bytes, size)`` of each line, holding at most ``MAX_DOCUMENT_BYTES`` of one in memory.
+
+    A longer line is read through to its end and returned empty, with its size.
+    """
+    lineno = 0
+    while True:
+        raw = f.readline(MAX_DOCUMENT_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        size = len(raw)
+        if size > MAX_DOCUMENT_BYTES and not raw.endswith(b"\n"):
+            while True:
+                rest = f.readline(1 << 20)
+                size += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            raw = b""
+        yield lineno, raw, size
+
+
 def read_jsonl(path: Path, options: FormatOptions) -> Iterator[Item]:
     """One record per non-blank line; lines are decoded one by one, so a bad line costs only itself."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         head = f.read(SAMPLE_BYTES)
         try:
             codec = detect_encoding(head, complete=len(head) < SAMPLE_BYTES)
@@ -124,10 +214,10 @@ def read_jsonl(path: Path, options: FormatOptions) -> Iterator[Item]:
         found = False
         if _ascii_compatible(codec):
             # Stream: a JSON Lines export can be larger than memory allows.
-            for lineno, raw in enumerate(f, start=1):
-                if len(raw) > MAX_DOCUMENT_BYTES:
+            for lineno, raw, size in _bounded_lines(f):
+                if size > MAX_DOCUMENT_BYTES:
                     found = True
-                    yield Problem(too_large(len(raw)), lineno)
+                    yield Problem(too_large(size), lineno)
                     continue
                 try:
                     text = decode_line(raw, codec)
@@ -177,14 +267,60 @@ def _skip_ws(text: str, pos: int) -> int:
     return match.end() if match else pos
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    """An array element that is JSON but that Python cannot hold (too deep, a number too long)."""
+
+    reason: str
+
+
+# A JSON string, or one of the characters that open, close or separate values.
+_JSON_TOKEN_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+
+
+def _value_end(text: str, pos: int) -> int:
+    """The offset just past the JSON value starting at ``pos``, found by counting brackets, not parsing.
+
+    Linear and without recursion, so an element nested 200,000 levels deep
+    costs only itself: the elements after it are still read.
+    """
+    depth = 0
+    for match in _JSON_TOKEN_RE.finditer(text, pos):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            if depth == 0:
+                return match.start()  # the end of the enclosing array: a number or literal ended here
+            depth -= 1
+            if depth == 0:
+                return match.end()
+        elif token == ",":
+            if depth == 0:
+                return match.start()
+        elif depth == 0:
+            return match.end()  # a string element
+    return len(text)
+
+
 def _array_items(text: str, pos: int) -> Iterator[tuple[Any, int]]:
-    """Yield ``(value, offset)`` for each element of the JSON array starting at ``pos``."""
+    """Yield ``(value, offset)`` for each element of the JSON array starting at ``pos``.
+
+    An element Python's parser refuses although it is JSON (nested too deeply,
+    a number too long) is yielded as ``_Unreadable`` and skipped over.
+    """
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, pos + 1)
     if text.startswith("]", pos):
         return
     while True:
-        value, end = decoder.raw_decode(text, pos)
+        value: Any
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:
+            value, end = _Unreadable(_json_problem(exc)), _value_end(text, pos)
         yield value, pos
         pos = _skip_ws(text, end)
         if text.startswith(",", pos):
@@ -236,7 +372,8 @@ def _choose_key(obj: Mapping[str, Any], wanted: str | None) -> tuple[list[str] |
     for key in PREFERRED_JSON_KEYS:
         if key in lists:
             return [key], None
-    return None, f"the JSON object holds several lists of records ({', '.join(lists)}); choose one with --json-key"
+    named = ", ".join(lists[:5]) + (f" and {len(lists) - 5:,} more" if len(lists) > 5 else "")
+    return None, f"the JSON object holds several lists of records ({named}); choose one with --json-key"
 
 
 def read_json(path: Path, options: FormatOptions) -> Iterator[Item]:
@@ -278,7 +415,9 @@ def read_json(path: Path, options: FormatOptions) -> Iterator[Item]:
         for value, offset in items:
             found = True
             line = lines.at(offset)
-            if not isinstance(value, dict):
+            if isinstance(value, _Unreadable):
+                yield Problem(value.reason, line)
+            elif not isinstance(value, dict):
                 yield Problem(f"expected a JSON object, found {type(value).__name__}", line)
             else:
                 yield RawRecord(value, line)
@@ -288,6 +427,10 @@ def read_json(path: Path, options: FormatOptions) -> Iterator[Item]:
             exc.lineno,
             rest_of_file=True,
         )
+        return
+    except (ValueError, RecursionError) as exc:
+        # The position of the problem is unknown: only what was read so far counts.
+        yield Problem(f"{_json_problem(exc)}; the rest of the file was not read", rest_of_file=True)
         return
     if not found:
         yield Problem("empty file: no records")
@@ -349,12 +492,26 @@ def read_csv(path: Path, options: FormatOptions) -> Iterator[Item]:
 
 
 def _flatten(value: Any) -> list[Any]:
-    # Hexo writes nested categories as [[parent, child]].
-    if isinstance(value, list | tuple):
-        return [leaf for item in value for leaf in _flatten(item)]
-    if isinstance(value, str):
-        return value.split(",")
-    return [] if value is None else [value]
+    """The leaves of nested lists, in order (Hexo writes nested categories as ``[[parent, child]]``).
+
+    Iterative, so no depth of nesting can exhaust the stack; strings are split at commas.
+    """
+    leaves: list[Any] = []
+    stack: list[Iterator[Any]] = [iter([value])]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list | tuple):
+            stack.append(iter(item))
+        elif isinstance(item, str):
+            leaves.extend(item.split(","))
+        elif item is not None:
+            leaves.append(item)
+    return leaves
+
+
+_END = object()
 
 
 def normalize_front_matter(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -362,33 +519,145 @@ def normalize_front_matter(meta: Mapping[str, Any]) -> dict[str, Any]:
 
     ``categories`` are merged into ``tags``; ``permalink`` stands in for a
     missing ``url``. Other keys are kept so that ``--field`` can map them.
+    A tag that is not text (a mapping) is kept as it is, for the article's
+    checks to refuse.
     """
     data = dict(meta)
     if "categories" in data or "category" in data:
-        merged = _flatten(data.get("tags")) + _flatten(data.get("categories")) + _flatten(data.get("category"))
-        data["tags"] = [str(t) for t in merged]
+        data["tags"] = _flatten(data.get("tags")) + _flatten(data.get("categories")) + _flatten(data.get("category"))
     if not data.get("url") and data.get("permalink"):
         data["url"] = data["permalink"]
     return data
 
 
+class FrontMatterError(ValueError):
+    """Front matter that cannot be read: invalid, not a mapping, or too large once its aliases are expanded."""
+
+
+_YAML_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FrontMatterLoader(_YAML_BASE_LOADER):  # type: ignore[misc]
+    """PyYAML's safe loader (libyaml's when installed), with numbers and booleans kept as written.
+
+    Front matter is typed by hand: ``title: 1984`` is a title, not a number,
+    and ``title: 1.10`` must not become ``1.1``. Dates stay dates.
+    """
+
+
+for _tag in ("int", "float", "bool"):
+    _FrontMatterLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _FrontMatterLoader.construct_scalar)
+
+
+def _node_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_node_graph(root: yaml.Node) -> None:
+    """Refuse a YAML document whose aliases make it recursive or expand it past ``MAX_FRONT_MATTER_VALUES``.
+
+    Aliases make the composed document a graph whose nodes are shared; its
+    size as a tree (what constructing and reading it costs) is counted once
+    per node with the sizes of shared nodes remembered, without recursion.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        children = _node_children(node)
+        if finished:
+            open_nodes.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in children)
+            if size > MAX_FRONT_MATTER_VALUES:
+                raise FrontMatterError(
+                    f"front matter holds more than {MAX_FRONT_MATTER_VALUES:,} values once its YAML aliases "
+                    "are expanded"
+                )
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        open_nodes.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                raise FrontMatterError("a YAML alias in the front matter refers to a value that contains it")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def load_yaml_front_matter(text: str) -> Any:
+    """Parse YAML front matter safely and within bounds; raise ``FrontMatterError`` (or a ``yaml.YAMLError``)."""
+    loader = _FrontMatterLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_node_graph(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_reason(exc: BaseException) -> str:
+    if isinstance(exc, FrontMatterError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "invalid YAML front matter: nested too deeply"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"invalid YAML front matter: {first}"
+
+
+def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """The front matter (YAML between ``---`` lines, or a JSON object) and the rest of a Markdown text.
+
+    Raises ``FrontMatterError`` for front matter that cannot be read.
+    """
+    text = text.strip()
+    handler = frontmatter.detect_format(text, frontmatter.handlers)
+    if handler is None:
+        return {}, text
+    try:
+        raw, content = handler.split(text)
+    except ValueError:
+        return {}, text
+    is_json = isinstance(handler, JSONHandler)
+    try:
+        meta = json.loads(raw) if is_json else load_yaml_front_matter(raw)
+    except Exception as exc:  # whatever the parser raises, only this file is lost
+        if is_json:
+            raise FrontMatterError(_json_problem(exc).replace("invalid JSON", "invalid JSON front matter")) from None
+        raise FrontMatterError(_yaml_reason(exc)) from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        kind = "a list" if isinstance(meta, list) else "a single value"
+        raise FrontMatterError(f"invalid YAML front matter: {kind}, not a mapping of keys to values")
+    return meta, content.strip()
+
+
+def _heading(line: str) -> str | None:
+    """The text of a level-1 ATX heading (``# Title #``), or None; linear in the line's length."""
+    if not line.startswith("#") or len(line) < 2 or line[1] not in " \t":
+        return None
+    text = line[1:].strip().rstrip("#").rstrip()
+    return text or None
+
+
 def read_markdown(path: Path, options: FormatOptions) -> Iterator[Item]:
     """The article in a Markdown file with optional YAML front matter."""
     try:
-        post = frontmatter.loads(_decode_file(path))
-    except DecodeError as exc:
+        meta_raw, body = split_front_matter(_decode_file(path))
+    except (DecodeError, FrontMatterError) as exc:
         yield Problem(str(exc))
         return
-    except (yaml.YAMLError, ValueError) as exc:
-        # PyYAML raises ValueError for impossible dates such as 2024-13-45.
-        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-        yield Problem(f"invalid YAML front matter: {first}")
-        return
-    if not isinstance(post.metadata, dict):
-        yield Problem("invalid YAML front matter: not a mapping of keys to values")
-        return
-    meta = normalize_front_matter(post.metadata)
-    body = post.content.strip()
+    meta = normalize_front_matter(meta_raw)
     if not body and not meta:
         yield Problem("empty file")
         return
@@ -397,9 +666,9 @@ def read_markdown(path: Path, options: FormatOptions) -> Iterator[Item]:
         for i, line in enumerate(lines):
             if not line.strip():
                 continue
-            heading = _HEADING_RE.match(line)
+            heading = _heading(line.strip())
             if heading:
-                meta["title"] = heading.group(1)
+                meta["title"] = heading
                 body = "\n".join(lines[i + 1 :]).strip()
             break
         if not meta.get("title"):
@@ -415,17 +684,17 @@ def read_text(path: Path, options: FormatOptions) -> Iterator[Item]:
     except DecodeError as exc:
         yield Problem(str(exc))
         return
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    if not lines:
+    # Not pop(0) in a loop: a million blank lines first would take quadratic time.
+    first = next((i for i, text in enumerate(lines) if text.strip()), None)
+    if first is None:
         yield Problem("empty file")
         return
-    yield RawRecord({"title": lines[0].strip(), "body": "\n".join(lines[1:]).strip()})
+    yield RawRecord({"title": lines[first].strip(), "body": "\n".join(lines[first + 1 :]).strip()})
 
 
 def read_html(path: Path, options: FormatOptions) -> Iterator[Item]:
     """The main article of an HTML page: text without boilerplate, plus title, date, url and site name."""
-    data = path.read_bytes()
+    data = read_file_bytes(path)
     try:
         text = decode(data, declared=declared_html_charset(data)).text
     except DecodeError as exc:
@@ -473,21 +742,23 @@ def reader_for(path: Path) -> Reader | None:
 
 
 def count_items(path: Path) -> int:
-    """A quick estimate of how many items a file yields, for progress bars."""
+    """A quick estimate of how many items a file yields, for progress bars (1 when unsure)."""
     suffix = path.suffix.lower()
     if suffix not in MULTI_RECORD_SUFFIXES:
         return 1
     try:
-        with open(path, "rb") as f:
+        if special_file_kind(path.stat().st_mode) is not None:
+            return 1
+        with open_regular(path) as f:
             if suffix in JSONL_SUFFIXES:
-                return max(1, sum(1 for line in f if line.strip()))
+                return max(1, sum(1 for _, line, _ in _bounded_lines(f) if line.strip()))
             if suffix in CSV_SUFFIXES:
                 # Rows may span lines; an upper bound is good enough for a progress bar.
-                return max(1, sum(1 for line in f if line.strip()) - 1)
+                return max(1, sum(1 for _, line, _ in _bounded_lines(f) if line.strip()) - 1)
             # Objects in a JSON array: parsing is the only sure count, and costs
             # little next to indexing.
             value = json.loads(decode(f.read()).text)
-    except (OSError, ValueError):
+    except Exception:  # an estimate; reading the file reports what is wrong with it
         return 1
     if isinstance(value, list):
         return max(1, len(value))

@@ -283,8 +283,10 @@ class TypesenseStore:
         }
         if expr is not True:
             params["filter_by"] = render_filter(expr)
-        if request.time_limit:
-            params["search_cutoff_ms"] = max(1, int(request.time_limit * 1000))
+        left = request.time_left()
+        if left is not None:
+            # The time left of the request's one deadline (a relaxed retry gets only what remains).
+            params["search_cutoff_ms"] = max(1, int(left * 1000))
         return params
 
     def _multi_search(self, searches: list[dict[str, Any]]) -> list[dict[str, Any]]:

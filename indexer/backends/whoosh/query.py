@@ -1,11 +1,34 @@
-"""Compile a parsed query (``indexer.query``) into Whoosh query objects."""
+"""Compile a parsed query (``indexer.query``) into Whoosh query objects that keep to a deadline.
+
+Whoosh spends a search's time inside its matchers, not only between the hits
+a collector sees: a phrase matcher scans document after document for the
+words side by side, in its constructor and between hits, and a
+``TimeLimitCollector`` cannot stop that. So every term this module compiles
+carries the search's ``Clock`` and its matcher reads the clock every few
+hundred steps, raising ``TimeLimit`` wherever the time runs out.
+
+The worst queries also do less work, with the same matches and scores as
+Whoosh's own queries: a phrase runs ``ExactPhrase``, which reads each
+distinct word's postings once (a phrase of 254 的 reads one posting list, not
+254) and checks positions as sets; an AND runs ``AllOf``, which leapfrogs over
+a flat list instead of a tree of intersections; and a word or phrase typed
+many times is run once, its boost multiplied (``_merge_repeats``).
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import copy
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+from itertools import accumulate
+from pickle import loads
 from typing import Any, assert_never
 
+from whoosh import formats, matching
 from whoosh import query as wq
+from whoosh.searching import TimeLimit
+from whoosh.system import _INT_SIZE
 
 from ...analysis import han_bigrams, identifier_pieces, subwords
 from ...plan import plan_text
@@ -22,98 +45,483 @@ TITLE_BOOST = 0.6
 # ``title:`` searches the title; plain words and ``body:`` search title and body together.
 FIELD_FOR = {None: CONTENT, "title": TITLE, "body": CONTENT}
 BIGRAM_FIELD_FOR = {CONTENT: CONTENT_BI}
+# Matcher steps (postings advanced, documents tried for a phrase) between two readings of the clock.
+CLOCK_EVERY = 256
 
 
-def _term(field: str, text: str, boost: float = 1.0) -> Any:
+class Clock:
+    """A search's deadline (a ``time.monotonic()`` value), read every ``CLOCK_EVERY`` steps.
+
+    Every matcher of one search counts down the same ``steps``, so reading
+    the clock costs one subtraction per step.
+    """
+
+    __slots__ = ("deadline", "steps")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        # The first step reads the clock: a search that starts with no time left stops at once.
+        self.steps = 1
+
+    def tick(self) -> None:
+        """Count one step; raise ``TimeLimit`` when a reading finds the deadline passed."""
+        self.steps -= 1
+        if self.steps <= 0:
+            self.check()
+
+    def check(self) -> None:
+        """Read the clock now; raise ``TimeLimit`` once the deadline has passed."""
+        self.steps = CLOCK_EVERY
+        if time.monotonic() >= self.deadline:
+            raise TimeLimit
+
+
+class _ClockMatcher(matching.WrappingMatcher):  # type: ignore[misc]
+    """A term's postings, counting each step (``next``, ``skip_to``) on the search's clock."""
+
+    def __init__(self, child: Any, clock: Clock) -> None:
+        super().__init__(child)
+        self.clock = clock
+        # The calls made for every posting go straight to the child, without a frame of ours.
+        self.id, self.is_active, self.weight, self.score = child.id, child.is_active, child.weight, child.score
+
+    def copy(self) -> _ClockMatcher:
+        return _ClockMatcher(self.child.copy(), self.clock)
+
+    def _replacement(self, newchild: Any) -> _ClockMatcher:
+        return _ClockMatcher(newchild, self.clock)
+
+    def next(self) -> Any:
+        clock = self.clock
+        clock.steps -= 1
+        if clock.steps <= 0:
+            clock.check()
+        return self.child.next()
+
+    def skip_to(self, id: int) -> Any:
+        clock = self.clock
+        clock.steps -= 1
+        if clock.steps <= 0:
+            clock.check()
+        return self.child.skip_to(id)
+
+    def all_ids(self) -> Iterator[int]:
+        clock = self.clock
+        for docnum in self.child.all_ids():
+            clock.tick()
+            yield docnum
+
+
+class TimedTerm(wq.Term):  # type: ignore[misc]
+    """A ``Term`` whose matcher counts its steps on ``clock`` (none: a plain ``Term``)."""
+
+    def __init__(self, fieldname: str, text: str, boost: float = 1.0, clock: Clock | None = None) -> None:
+        super().__init__(fieldname, text, boost=boost)
+        self.clock = clock
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        m = super().matcher(searcher, context)
+        if self.clock is None or not m.is_active():
+            return m
+        return _ClockMatcher(m, self.clock)
+
+
+class ExactPhrase(wq.Phrase):  # type: ignore[misc]
+    """The words at successive positions: Whoosh's ``Phrase`` (slop 1), matched in bounded work.
+
+    Matches and scores are those of ``Phrase`` (a document's score is the sum
+    of the phrase's words' scores, a repeated word counted each time). Whoosh
+    builds one posting reader per word of the phrase and a tree of
+    intersections over them, and checks positions through ``Span`` objects;
+    here each distinct word is read once, the documents that hold them all
+    are found by leapfrogging from the rarest, and positions are checked as
+    sets, starting with the word that occurs least in the document.
+    """
+
+    def __init__(self, fieldname: str, words: list[str], boost: float = 1.0, clock: Clock | None = None) -> None:
+        super().__init__(fieldname, words, boost=boost)
+        self.clock = clock
+
+    def normalize(self) -> Any:
+        return self if len(self.words) > 1 else super().normalize()
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        fieldname = self.fieldname
+        if fieldname not in searcher.schema or not self.words:
+            return matching.NullMatcher()
+        field = searcher.schema[fieldname]
+        if not field.format or not field.format.supports("positions"):
+            return super().matcher(searcher, context)  # Whoosh's own answer (an error)
+        reader = searcher.reader()
+        distinct = list(dict.fromkeys(self.words))
+        frequency: dict[str, int] = {}
+        for word in distinct:
+            try:
+                btext = field.to_bytes(word)
+            except ValueError:
+                return matching.NullMatcher()
+            if (fieldname, btext) not in reader:
+                return matching.NullMatcher()
+            frequency[word] = reader.doc_frequency(fieldname, btext)
+        # The rarest word leads the leapfrog.
+        distinct.sort(key=lambda w: frequency[w])
+        leaves = [TimedTerm(fieldname, w, clock=self.clock).matcher(searcher, context) for w in distinct]
+        if not all(m.is_active() for m in leaves):
+            return matching.NullMatcher()
+        index = {w: i for i, w in enumerate(distinct)}
+        decode = _decode_positions if type(field.format) is formats.Positions else None
+        m: Any = _PhraseMatcher(leaves, [index[w] for w in self.words], self.clock, decode)
+        if self.boost != 1.0:
+            m = matching.WrappingMatcher(m, boost=self.boost)
+        return m
+
+
+def _decode_positions(value: bytes) -> Iterator[int]:
+    """``formats.Positions.decode_positions`` with the running sum in C: the same positions, several times faster."""
+    if not value.endswith(b"."):
+        value += b"."
+    return accumulate(loads(value[_INT_SIZE:]))
+
+
+class AllOf(wq.And):  # type: ignore[misc]
+    """An AND: Whoosh's ``And`` (same matches, scores summed), matched by leapfrogging over a flat list.
+
+    Whoosh builds a tree of two-way intersections, so every step of a
+    document goes up and down the tree; with many words (a query of 85
+    common words took seconds to find that nothing has them all) that walk is
+    the cost. Here the children are ordered rarest first and each moves
+    straight to the document the others are on.
+    """
+
+    def __init__(self, subqueries: list[Any], boost: float = 1.0, clock: Clock | None = None) -> None:
+        super().__init__(subqueries, boost=boost)
+        self.clock = clock
+
+    def _matcher(self, subs: list[Any], searcher: Any, context: Any) -> Any:
+        reader = searcher.reader()
+        ordered = sorted(subs, key=lambda q: q.estimate_size(reader))
+        children = [q.matcher(searcher, context) for q in ordered]
+        if not all(m.is_active() for m in children):
+            return matching.NullMatcher()
+        m: Any = _AllMatcher(children, self.clock)
+        if self.boost != 1.0:
+            m = matching.WrappingMatcher(m, boost=self.boost)
+        return m
+
+
+class _AllMatcher(matching.Matcher):  # type: ignore[misc]
+    """The documents every child matcher holds, found by leapfrogging from the first (the rarest).
+
+    A document's score is the sum of the children's scores, child ``i``
+    counted ``counts[i]`` times. Subclasses narrow the documents with
+    ``_accept``.
+    """
+
+    def __init__(self, children: list[Any], clock: Clock | None, counts: list[int] | None = None) -> None:
+        self._children = children
+        self._counts = counts or [1] * len(children)
+        self._clock = clock
+        self._active = True
+        self._find()
+
+    def _accept(self) -> bool:
+        """True when the document all children are on is a match."""
+        return True
+
+    def _align(self) -> bool:
+        """Move the children to the first document at or after the lead's that all hold; False if none."""
+        children = self._children
+        n = len(children)
+        target = max(m.id() for m in children)
+        agreed = i = 0
+        while agreed < n:
+            m = children[i]
+            if m.id() < target:
+                m.skip_to(target)
+                if not m.is_active():
+                    return False
+            if m.id() > target:
+                target, agreed = m.id(), 1
+            else:
+                agreed += 1
+            i = (i + 1) % n
+        return True
+
+    def _find(self) -> None:
+        """From the children's current documents, move to the first match."""
+        clock = self._clock
+        lead = self._children[0]
+        while True:
+            if clock is not None:
+                clock.tick()
+            if not self._align():
+                self._active = False
+                return
+            if self._accept():
+                return
+            lead.next()
+            if not lead.is_active():
+                self._active = False
+                return
+
+    def is_active(self) -> bool:
+        return self._active
+
+    def id(self) -> int:
+        return int(self._children[0].id())
+
+    def next(self) -> None:
+        lead = self._children[0]
+        lead.next()
+        if not lead.is_active():
+            self._active = False
+            return
+        self._find()
+
+    def skip_to(self, id: int) -> None:
+        if not self._active:
+            raise matching.ReadTooFar
+        if id <= self.id():
+            return
+        for m in self._children:
+            if m.id() < id:
+                m.skip_to(id)
+                if not m.is_active():
+                    self._active = False
+                    return
+        self._find()
+
+    def reset(self) -> None:
+        for m in self._children:
+            m.reset()
+        self._active = True
+        self._find()
+
+    def copy(self) -> _AllMatcher:
+        copied = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        copied._children = [m.copy() for m in self._children]
+        return copied
+
+    def replace(self, minquality: float = 0) -> Any:
+        return self if self._active else matching.NullMatcher()
+
+    def children(self) -> list[Any]:
+        return list(self._children)
+
+    def supports_block_quality(self) -> bool:
+        return False
+
+    def max_quality(self) -> float:
+        return float(sum(c * m.max_quality() for c, m in zip(self._counts, self._children, strict=True)))
+
+    def supports(self, astype: str) -> bool:
+        return False
+
+    def value(self) -> Any:
+        return None
+
+    def value_as(self, astype: str) -> Any:
+        raise NotImplementedError(astype)
+
+    def weight(self) -> float:
+        return float(sum(c * m.weight() for c, m in zip(self._counts, self._children, strict=True)))
+
+    def score(self) -> float:
+        return float(sum(c * m.score() for c, m in zip(self._counts, self._children, strict=True)))
+
+
+class _PhraseMatcher(_AllMatcher):
+    """Documents where the leaves' words stand in the order ``slots`` gives (see ``ExactPhrase``).
+
+    The score counts each word once per time the phrase has it, as Whoosh's ``Phrase`` does.
+    """
+
+    def __init__(
+        self,
+        leaves: list[Any],
+        slots: list[int],
+        clock: Clock | None,
+        decode: Callable[[bytes], Iterable[int]] | None = None,
+    ) -> None:
+        # slots[i]: the leaf whose word is the phrase's i-th word.
+        self._slots = slots
+        self._first_offset = [slots.index(i) for i in range(len(leaves))]
+        self._decode = decode
+        super().__init__(leaves, clock, [slots.count(i) for i in range(len(leaves))])
+
+    def _positions(self, leaf: int) -> set[int]:
+        m = self._children[leaf]
+        return set(self._decode(m.value()) if self._decode is not None else m.value_as("positions"))
+
+    def _accept(self) -> bool:
+        """True when the current document has the words at successive positions."""
+        leaves = self._children
+        counts = self._counts
+        # Start from the word that occurs least often here: its positions bound where the phrase can start.
+        anchor = min(range(len(leaves)), key=lambda i: leaves[i].weight()) if len(leaves) > 1 else 0
+        positions = {anchor: self._positions(anchor)}
+        if len(positions[anchor]) < counts[anchor]:
+            return False  # fewer occurrences than the phrase repeats the word
+        first = self._first_offset[anchor]
+        starts = positions[anchor] if first == 0 else set(map((-first).__add__, positions[anchor]))
+        for offset, leaf in enumerate(self._slots):
+            if offset == first:
+                continue
+            found = positions.get(leaf)
+            if found is None:
+                found = positions[leaf] = self._positions(leaf)
+                if len(found) < counts[leaf]:
+                    return False
+            if len(starts) > 16:
+                # In C while many starts remain (a common word's every occurrence); a new set, not in place.
+                starts = starts.intersection(map((-offset).__add__, found))
+            else:
+                starts = {s for s in starts if s + offset in found}
+            if not starts:
+                return False
+        return True
+
+
+# Queries whose matcher multiplies every score by ``boost`` (an Or or And of two or more; ``_term`` makes no smaller).
+_BOOST_SCALES = (TimedTerm, ExactPhrase, AnyTerm, wq.Or, AllOf)
+
+
+def _term(field: str, text: str, boost: float = 1.0, clock: Clock | None = None) -> Any:
     pieces = identifier_pieces(text)
     if pieces:
         # Python3 also finds "Python 3": the pieces sit at successive positions.
-        return wq.Or([wq.Term(field, text, boost=boost), wq.Phrase(field, pieces, boost=boost)])
-    return wq.Term(field, text, boost=boost)
+        return wq.Or(
+            [TimedTerm(field, text, boost=boost, clock=clock), ExactPhrase(field, pieces, boost=boost, clock=clock)]
+        )
+    return TimedTerm(field, text, boost=boost, clock=clock)
 
 
-def compile_text(node: Text) -> Any | None:
+def _merge_repeats(queries: list[Any], scored: bool = True) -> list[Any]:
+    """Each distinct query once: a repeated one (a1 a1 a1 …) is run once with its boost times its count.
+
+    An AND or OR adds its children's scores, so the scores are the same, and
+    a query typed 128 times is read once instead of 128 times. Only queries
+    whose boost scales their score are merged; ``scored=False`` (excluded
+    queries) drops repeats outright.
+    """
+    merged: list[Any] = []
+    counts: list[int] = []
+    for q in queries:
+        for i, seen in enumerate(merged):
+            if type(seen) is type(q) and seen == q:
+                counts[i] += 1
+                break
+        else:
+            merged.append(q)
+            counts.append(1)
+    out: list[Any] = []
+    for q, count in zip(merged, counts, strict=True):
+        if count > 1 and scored:
+            if not isinstance(q, _BOOST_SCALES):
+                out.extend([q] * count)
+                continue
+            q = copy.copy(q)
+            q.boost = q.boost * count
+        out.append(q)
+    return out
+
+
+def compile_text(node: Text, clock: Clock | None = None) -> Any | None:
     """A typed chunk: its content terms (all, or for a question any), with adjacency bonuses."""
     plan = plan_text(node.text, node.relaxed)
     if not plan.content:
         return None
     field = FIELD_FOR.get(node.field, CONTENT)
     if len(plan.terms) == 1:
-        return _term(field, plan.terms[0])
-    terms = [_term(field, t) for t in plan.content]
+        return _term(field, plan.terms[0], clock=clock)
+    terms = [_term(field, t, clock=clock) for t in plan.content]
     if plan.all_required:
         # The words typed side by side rank higher: see plan.rerank_by_proximity.
-        return wq.And(terms) if len(terms) > 1 else terms[0]
+        return AllOf(terms, clock=clock) if len(terms) > 1 else terms[0]
     # A question: any word may match and BM25 ranks by how many (and how rare).
     # The words inside a long query word (学术研究 → 学术, 研究) and the
     # character bigrams count a little too, which helps where the text was
     # segmented differently from the question.
     extra: list[Any] = []
     if SUBWORD_BOOST > 0:
-        extra += [wq.Term(field, sub, boost=SUBWORD_BOOST) for t in plan.content for sub in subwords(t)]
+        extra += [TimedTerm(field, sub, SUBWORD_BOOST, clock) for t in plan.content for sub in subwords(t)]
     if TITLE_BOOST > 0 and field == CONTENT:
         # A question names its subject, and the subject is often the title.
-        extra += [wq.Term(TITLE, t, boost=TITLE_BOOST) for t in plan.content]
+        extra += [TimedTerm(TITLE, t, TITLE_BOOST, clock) for t in plan.content]
     bigram_field = BIGRAM_FIELD_FOR.get(field)
     if BIGRAM_BOOST > 0 and bigram_field:
         grams = dict.fromkeys(g for t in plan.content for g in han_bigrams(t))
-        extra += [wq.Term(bigram_field, g, boost=BIGRAM_BOOST) for g in grams]
+        extra += [TimedTerm(bigram_field, g, BIGRAM_BOOST, clock) for g in grams]
     # Word order counts afterwards: see plan.rerank_by_proximity.
-    return AnyTerm(terms + extra)
+    return AnyTerm(terms + extra, clock=clock)
 
 
-def compile_node(node: Node | None) -> Any | None:
-    """The Whoosh query for a tree; None when nothing in it can match anything."""
+def compile_node(node: Node | None, clock: Clock | None = None) -> Any | None:
+    """The Whoosh query for a tree; None when nothing in it can match anything.
+
+    With a ``clock``, the query's matchers raise ``TimeLimit`` once its deadline has passed.
+    """
     if node is None:
         return None
     if isinstance(node, Text):
-        return compile_text(node)
+        return compile_text(node, clock)
     if isinstance(node, Phrase):
         plan = plan_text(node.text)
         if not plan.terms:
             return None
         field = FIELD_FOR.get(node.field, CONTENT)
         if len(plan.terms) == 1:
-            return _term(field, plan.terms[0])
-        return wq.Phrase(field, list(plan.terms))
+            return _term(field, plan.terms[0], clock=clock)
+        return ExactPhrase(field, list(plan.terms), clock=clock)
     if isinstance(node, Filter):
-        return wq.Term(node.field, node.value)
+        return TimedTerm(node.field, node.value, clock=clock)
     if isinstance(node, DateRange):
+        if node.end is not None and node.end <= datetime.min:
+            return wq.NullQuery  # ends before the calendar starts: nothing is in it
         # Whoosh's DateRange end is inclusive; ours is exclusive.
         end = node.end - timedelta(microseconds=1) if node.end else None
         return wq.DateRange(DATE, node.start, end)
     if isinstance(node, Not):
-        child = compile_node(node.child)
+        child = compile_node(node.child, clock)
         return wq.Not(child) if child is not None else None
     if isinstance(node, Or):
-        options = [q for q in (compile_node(c) for c in node.children) if q is not None]
+        options = _merge_repeats([q for q in (compile_node(c, clock) for c in node.children) if q is not None])
         if not options:
             return None
+        if len(options) > 1 and all(isinstance(q, TimedTerm) for q in options):
+            # Single words OR'd, as a relaxed retry of many words runs: scored a term at a time.
+            return AnyTerm(options, clock=clock)
         return options[0] if len(options) == 1 else wq.Or(options)
     if isinstance(node, And):
         positive: list[Any] = []
         negative: list[Any] = []
         for child in node.children:
             if isinstance(child, Not):
-                compiled = compile_node(child.child)
+                compiled = compile_node(child.child, clock)
                 if compiled is not None:
                     negative.append(compiled)
             else:
-                compiled = compile_node(child)
+                compiled = compile_node(child, clock)
                 if compiled is not None:
                     positive.append(compiled)
         if not positive and not negative:
             return None
-        core = positive[0] if len(positive) == 1 else wq.And(positive) if positive else wq.Every()
+        positive, negative = _merge_repeats(positive), _merge_repeats(negative, scored=False)
+        core = positive[0] if len(positive) == 1 else AllOf(positive, clock=clock) if positive else wq.Every()
         if negative:
             return wq.AndNot(core, negative[0] if len(negative) == 1 else wq.Or(negative))
         return core
     assert_never(node)
 
 
-def compile_request_query(node: Node | None) -> Any:
-    """The query to run: a lone NOT matches everything else; nothing searchable matches nothing."""
-    compiled = compile_node(node)
+def compile_request_query(node: Node | None, deadline: float | None = None) -> Any:
+    """The query to run: a lone NOT matches everything else; nothing searchable matches nothing.
+
+    With a ``deadline`` (a ``time.monotonic()`` value), running the query
+    raises ``TimeLimit`` once it has passed, wherever the matchers are.
+    """
+    compiled = compile_node(node, Clock(deadline) if deadline is not None else None)
     if compiled is None:
         return wq.NullQuery
     if isinstance(compiled, wq.Not):

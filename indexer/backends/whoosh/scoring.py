@@ -10,11 +10,14 @@ once per open searcher. Scores are identical to ``whoosh.scoring.BM25F``.
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whoosh import query as wq
 from whoosh import scoring
 from whoosh.matching import ListMatcher, NullMatcher, UnionMatcher, WrappingMatcher
+
+if TYPE_CHECKING:
+    from .query import Clock
 
 # Where the normalisations of one leaf searcher live (one array per field and parameters).
 _CACHE_ATTR = "_zhsearch_length_norms"
@@ -64,18 +67,23 @@ class AnyTerm(wq.Or):  # type: ignore[misc]
     word. This query reads each word's postings a block at a time and adds up
     the same BM25 scores in one loop, then hands Whoosh the finished list.
     Anything other than a plain term, and any weighting other than
-    ``CachedBM25F``, goes through Whoosh's own OR.
+    ``CachedBM25F``, goes through Whoosh's own OR. With a ``clock``, the
+    clock is read after every block of postings.
     """
+
+    def __init__(self, subqueries: list[Any], boost: float = 1.0, clock: Clock | None = None) -> None:
+        super().__init__(subqueries, boost=boost)
+        self.clock = clock
 
     def _matcher(self, subs: list[Any], searcher: Any, context: Any) -> Any:
         weighting = context.weighting if context is not None else searcher.weighting
-        terms = [q for q in subs if type(q) is wq.Term]
-        others = [q for q in subs if type(q) is not wq.Term]
+        terms = [q for q in subs if _is_plain_term(q)]
+        others = [q for q in subs if not _is_plain_term(q)]
         if not terms or not isinstance(weighting, CachedBM25F) or not searcher.is_atomic():
             return super()._matcher(subs, searcher, context)
         scores: dict[int, float] = {}
         for q in terms:
-            if not _add_term_scores(scores, q, searcher, weighting):
+            if not _add_term_scores(scores, q, searcher, weighting, self.clock):
                 return super()._matcher(subs, searcher, context)
         ids = sorted(scores)
         m: Any = ListMatcher(ids, weights=[scores[d] for d in ids]) if ids else NullMatcher()
@@ -86,7 +94,14 @@ class AnyTerm(wq.Or):  # type: ignore[misc]
         return m
 
 
-def _add_term_scores(scores: dict[int, float], q: Any, searcher: Any, weighting: CachedBM25F) -> bool:
+def _is_plain_term(q: Any) -> bool:
+    # Whoosh has no Term subclasses; ours (query.TimedTerm) only reads the clock, which is read here per block.
+    return isinstance(q, wq.Term)
+
+
+def _add_term_scores(
+    scores: dict[int, float], q: Any, searcher: Any, weighting: CachedBM25F, clock: Clock | None = None
+) -> bool:
     """Add ``q``'s scores per document to ``scores``; False when the postings are not Whoosh 3 blocks."""
     if q.fieldname not in searcher.schema:
         return True  # matches nothing, as in Whoosh
@@ -112,6 +127,8 @@ def _add_term_scores(scores: dict[int, float], q: Any, searcher: Any, weighting:
     get = scores.get
     # Whoosh 3's block reader, a block at a time (zhsearch pins the version).
     while postings.is_active():
+        if clock is not None:
+            clock.check()
         postings._read_ids()
         postings._read_weights()
         for docnum, weight in zip(postings._ids, postings._weights, strict=True):

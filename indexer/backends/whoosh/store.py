@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import gc
+import io
 import json
 import math
 import os
+import queue
 import shutil
 import signal
 import stat
@@ -33,7 +36,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +45,19 @@ from whoosh import index as whoosh_index
 from whoosh import sorting
 from whoosh.collectors import SortingCollector, TimeLimit, TimeLimitCollector, TopCollector, WrappingCollector
 from whoosh.index import LockError
+from whoosh.multiproc import MpWriter, SubWriterTask
 from whoosh.searching import Searcher as WhooshSearcher
 
 from ...analysis import init_jieba
-from ...corpus import Article
-from ...errors import IndexBusyError, IndexDirError, IndexerError, IndexMissingError, SchemaMismatchError
+from ...corpus import Article, printable
+from ...errors import (
+    IndexBusyError,
+    IndexDirError,
+    IndexerError,
+    IndexMissingError,
+    IndexWriteError,
+    SchemaMismatchError,
+)
 from ...index_meta import (
     MAX_FACET_VALUES,
     REBUILD_HINT,
@@ -217,13 +228,170 @@ def _cancel_writer(writer: Any) -> None:
     writer.cancel()
 
 
-def _build_writer_options() -> dict[str, Any]:
+def _error_report(exc: BaseException) -> tuple[int | None, str]:
+    """What a worker process sends its parent about its failure: (errno, message)."""
+    if isinstance(exc, OSError):
+        return exc.errno, exc.strerror or str(exc)
+    return None, f"{type(exc).__name__}: {exc}"
+
+
+class _SubWriter(SubWriterTask):  # type: ignore[misc]
+    """A build's worker process that sends its error to the parent instead of printing a traceback."""
+
+    def __init__(self, *args: Any, errors: Any) -> None:
+        super().__init__(*args)
+        self.errors = errors
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self.errors.put(_error_report(exc))
+            raise SystemExit(1) from None
+
+
+class _GuardedJobs:
+    """The workers' job queue, whose ``put`` gives up when a worker has died instead of waiting forever."""
+
+    def __init__(self, jobs: Any, writer: _BuildWriter) -> None:
+        self._jobs = jobs
+        self._writer = writer
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        while True:
+            try:
+                self._jobs.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                self._writer.check_workers()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._jobs, name)
+
+
+class _BuildWriter(MpWriter):  # type: ignore[misc]
+    """Whoosh's multi-process writer, made to fail loudly.
+
+    Whoosh's own waits forever on a full job queue once its workers have died
+    (a full disk kills them all), and at commit silently leaves out the
+    segment of a worker that died, so a build "succeeded" without those
+    documents. Here a dead worker raises its error (``OSError`` for a full
+    disk) in the parent.
+    """
+
+    def __init__(self, ix: Any, **kwargs: Any) -> None:
+        super().__init__(ix, **kwargs)
+        self.errors = self._mpctx.SimpleQueue()
+        self._jobs: Any = self.jobqueue  # type: ignore[has-type]
+        self.jobqueue = _GuardedJobs(self._jobs, self)
+
+    def _new_task(self) -> Any:
+        args = (self.storage, self.indexname, self._jobs, self.resultqueue, self.subargs, self.multisegment)
+        task = _SubWriter(*args, errors=self.errors)
+        self.tasks.append(task)
+        task.start()
+        return task
+
+    def check_workers(self) -> None:
+        """Raise if a worker process failed: its own ``OSError`` (a full disk), else ``IndexWriteError``."""
+        failed = [task for task in self.tasks if task.exitcode not in (None, 0)]
+        if not failed:
+            return
+        report: tuple[int | None, str] | None = None
+        with contextlib.suppress(Exception):
+            if not self.errors.empty():
+                report = self.errors.get()
+        if report is None:
+            code = failed[0].exitcode
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            raise IndexWriteError(f"a worker process of the build {how}; the index was not changed")
+        number, message = report
+        if number is not None:
+            raise OSError(number, message)
+        raise IndexWriteError(f"a worker process of the build failed: {message}; the index was not changed")
+
+
+def _build_writer(ix: Any) -> Any:
     procs = int(os.environ.get(BUILD_PROCS_ENV) or os.cpu_count() or 1)
     if procs <= 1:
-        return {"limitmb": WRITER_LIMIT_MB, "compound": False}
+        return ix.writer(limitmb=WRITER_LIMIT_MB, compound=False)
     # Segmenting and posting-writing are pure Python: one process per core,
     # each writing its own segment (merging them would cost a third pass).
-    return {"limitmb": WRITER_LIMIT_MB, "procs": procs, "multisegment": True, "compound": False}
+    return _BuildWriter(ix, limitmb=WRITER_LIMIT_MB, procs=procs, multisegment=True, compound=False)
+
+
+def _check_written(writer: Any, ix: Any, count: int) -> None:
+    """After a commit: every worker finished and every document reached the index, or raise."""
+    check = getattr(writer, "check_workers", None)
+    if check is not None:
+        check()
+    written = ix.doc_count_all()
+    if written != count:
+        raise IndexWriteError(f"the index writer stored {written} of {count} documents; the index was not changed")
+
+
+def _index_one(add: Callable[..., Any], article: Article) -> None:
+    """Hand one article to the writer; a failure to analyse it names the record and stops the write cleanly."""
+    try:
+        add(**_fields(article))
+    except (OSError, IndexerError):
+        raise
+    except Exception as exc:
+        raise IndexWriteError(
+            f"cannot index {printable(article.shown_origin)}: {type(exc).__name__}: {printable(str(exc))}; "
+            "the index was not changed"
+        ) from None
+
+
+def _close_files(writer: Any) -> None:
+    """Close every file a failed Whoosh writer still holds, found through its attributes.
+
+    A writer whose commit failed half-way (a full disk) keeps its segment
+    files open; their space would not come back until the process ends, even
+    once they are deleted.
+    """
+    seen: set[int] = set()
+    stack: list[Any] = [writer]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, io.IOBase):
+            with contextlib.suppress(Exception):
+                obj.close()
+        elif isinstance(obj, list | tuple | set | frozenset):
+            # Files sit near the start of short lists; a posting buffer is long and holds none.
+            stack.extend(list(obj)[:1000])
+        elif isinstance(obj, dict):
+            stack.extend(list(obj.values())[:1000])
+        elif type(obj).__module__.startswith("whoosh") and hasattr(obj, "__dict__"):
+            stack.extend(vars(obj).values())
+
+
+def _entries(folder: Path) -> set[str]:
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
+
+
+_ADVICE = {
+    errno.ENOSPC: "free some disk space and run this command again",
+    errno.EDQUOT: "free some disk space and run this command again",
+    errno.EROFS: "mount it read-write, or choose another --index directory",
+    errno.EACCES: "check the permissions of the index directory",
+    errno.EPERM: "check the permissions of the index directory",
+}
 
 
 def _fields(article: Article) -> dict[str, Any]:
@@ -260,24 +428,29 @@ def _article(stored: dict[str, Any]) -> Article:
 
 
 class _DeadlineCollector(TimeLimitCollector):  # type: ignore[misc]
-    """Stop collecting once a deadline passes, checked on the clock every few matches.
+    """Stop collecting once a deadline (a ``time.monotonic()`` value) passes, read every few matches.
 
     Whoosh's own version raises from SIGALRM, which can land inside a gc
     callback or C code, or from a timer thread that cannot run until the
     searching thread releases the GIL; reading the clock has neither problem.
+    This covers the time between hits; the compiled query's matchers read
+    the same deadline inside their own scans (see ``query.Clock``).
     """
 
     CHECK_EVERY = 32
 
+    def __init__(self, child: Any, deadline: float) -> None:
+        super().__init__(child, timelimit=0.0, use_alarm=False)
+        self.deadline = deadline
+
     def prepare(self, top_searcher: Any, q: Any, context: Any) -> None:
         self.child.prepare(top_searcher, q, context)
         self.timedout = False
-        self.deadline = time.perf_counter() + self.timelimit
 
     def collect_matches(self) -> None:
         child = self.child
         for n, sub_docnum in enumerate(child.matches()):
-            if n % self.CHECK_EVERY == 0 and time.perf_counter() > self.deadline:
+            if n % self.CHECK_EVERY == 0 and time.monotonic() >= self.deadline:
                 self.timedout = True
                 raise TimeLimit
             child.collect(sub_docnum)
@@ -317,22 +490,68 @@ def _facet_values(searcher: WhooshSearcher, field: str) -> list[tuple[str, ...]]
     """Each document's values of ``field``, read from the index once per searcher.
 
     Whoosh's facets rebuild this from the postings for every query, which
-    cost a third of a simple search.
+    cost a third of a simple search. Built in time linear in the postings: a
+    document's values are gathered in a list and made a tuple once (growing
+    a tuple a value at a time took quadratic time for a record with 100,000
+    tags, and every search waited for it). The terms are read in order, one
+    segment at a time, and a value held by one document is found from its
+    term's statistics, without opening its postings (a lookup by term cost
+    most of the time with 100,000 tags).
     """
     cache: dict[str, list[tuple[str, ...]]] = searcher.__dict__.setdefault(_FACET_CACHE_ATTR, {})
     values = cache.get(field)
     if values is None:
         reader = searcher.reader()
+        gathered: dict[int, list[str]] = {}
+        for leaf, offset in reader.leaf_readers():
+            if field not in leaf.indexed_field_names():
+                continue
+            for term, info in leaf.iter_field(field):
+                text = term.decode("utf-8") if isinstance(term, bytes) else str(term)
+                if info.doc_frequency() == 1 and info.min_id() is not None:
+                    only = info.min_id()
+                    docnums: Iterable[int] = () if leaf.is_deleted(only) else (only,)
+                else:
+                    docnums = leaf.postings(field, term).all_ids()
+                for docnum in docnums:
+                    found = gathered.get(offset + docnum)
+                    if found is None:
+                        gathered[offset + docnum] = [text]
+                    else:
+                        found.append(text)
         values = [()] * reader.doc_count_all()
         # Documents with the same values share one tuple: a large index has few distinct ones.
         shared: dict[tuple[str, ...], tuple[str, ...]] = {}
-        for term in reader.lexicon(field):
-            text = term.decode("utf-8") if isinstance(term, bytes) else str(term)
-            for docnum in reader.postings(field, term).all_ids():
-                combined = (*values[docnum], text)
-                values[docnum] = shared.setdefault(combined, combined)
+        for docnum, found in gathered.items():
+            combined = tuple(found)
+            values[docnum] = shared.setdefault(combined, combined)
         cache[field] = values
     return values
+
+
+class _NewestFirst(sorting.FacetType):  # type: ignore[misc]
+    """Sort key for ``sort=date``: dated documents newest first, then the undated ones.
+
+    ``FieldFacet(DATE, reverse=True)`` puts undated documents first: their
+    column holds the column's default, the largest value there is.
+    """
+
+    def categorizer(self, global_searcher: Any) -> Any:
+        return _NewestFirstCategorizer(global_searcher)
+
+
+class _NewestFirstCategorizer(sorting.Categorizer):  # type: ignore[misc]
+    def __init__(self, global_searcher: Any) -> None:
+        self._missing = global_searcher.schema[DATE].column_type.default_value()
+        self._column: Any = None
+
+    def set_searcher(self, segment_searcher: Any, docoffset: int) -> None:
+        self._column = segment_searcher.reader().column_reader(DATE, translate=False)
+
+    def key_for(self, matcher: Any, segment_docnum: int) -> Any:
+        value = self._column[segment_docnum]
+        # Ascending keys: newer dates are more negative; undated (1) after every dated one.
+        return 1 if value == self._missing else -value
 
 
 def _facet_counts(searcher: WhooshSearcher, field: str, docnums: list[int]) -> list[tuple[str, int]]:
@@ -412,12 +631,20 @@ class WhooshStore:
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
-        """Hold the index's write lock, waiting up to ``write_timeout()`` for another writer."""
-        self._check_root_is_ours()
+        """Hold the index's write lock, waiting up to ``write_timeout()`` for another writer.
+
+        A directory that cannot be written (read-only, no permission) raises
+        ``IndexWriteError`` here, before anything is read or written.
+        """
         timeout = write_timeout()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._check_root_is_ours()
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = open(self.root / LOCK_FILE, "a+", encoding="utf-8")  # closed by the with below
+        except OSError as exc:
+            raise self._write_error(exc) from None
         _load_prctl()
-        with open(self.root / LOCK_FILE, "a+", encoding="utf-8") as f:
+        with lock as f:
             fd = f.fileno()
             deadline = time.monotonic() + timeout
             # flock has no timeout; polling keeps this interruptible and free of signals.
@@ -432,11 +659,11 @@ class WhooshStore:
                     time.sleep(min(LOCK_POLL_S, left))
             _held_locks[fd] = os.getpid()
             try:
-                # For the message of a writer that times out waiting.
-                f.seek(0)
-                f.truncate()
-                f.write(f"{os.getpid()}\n")
-                f.flush()
+                # For the message of a writer that times out waiting. Unbuffered
+                # and best effort: on a full disk the write that follows says so.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
                 yield
             finally:
                 _held_locks.pop(fd, None)
@@ -452,13 +679,55 @@ class WhooshStore:
             f"or set {WRITE_TIMEOUT_ENV} to a larger number of seconds to wait longer"
         )
 
+    def _write_error(self, exc: OSError, outcome: str = "the index was not changed") -> IndexWriteError:
+        """The one-line error for a write the file system refused (full, read-only, no permission)."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        advice = _ADVICE.get(exc.errno or 0)
+        return IndexWriteError(
+            f"cannot write to the index at {self.root}: {reason}" + (f" ({advice})" if advice else "") + f"; {outcome}"
+        )
+
+    def _discard_generation(self, tmp: Path) -> None:
+        """Remove what a failed build wrote: its ``tmp-*`` folder, or the generation it became if not live."""
+        _remove(tmp)
+        gen = self.root / (GEN_PREFIX + tmp.name[len(TMP_PREFIX) :])
+        with contextlib.suppress(IndexerError, OSError):
+            if gen.exists() and self._current() != gen:
+                _remove(gen)
+        _remove(self.root / (CURRENT + ".tmp"))
+
+    def _discard_new_files(self, gen: Path, before: set[str]) -> None:
+        """Remove what a failed add or delete left in the live generation.
+
+        That is every file or folder not there before the write (segment
+        files, Whoosh's temporary folders, ``zhsearch.json.tmp``), except
+        those of the table of contents now live: if the commit went through
+        before the failure, its segments stay.
+        """
+        try:
+            ix = whoosh_index.open_dir(str(gen))
+            try:
+                toc = f"_{ix.indexname}_{ix.latest_generation()}.toc"
+                live = tuple(segment.segment_id() + "." for segment in ix._segments())
+            finally:
+                ix.close()
+        except Exception:
+            return  # which files are live cannot be told: leaving debris is safer than deleting the index
+        for name in sorted(_entries(gen) - before):
+            if name != toc and not name.startswith(live):
+                _remove(gen / name)
+
     def _new_generation(self, sources: list[str]) -> tuple[Path, Any]:
         stamp = now().strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{os.getpid()}"
         tmp = self.root / f"{TMP_PREFIX}{name}"
         tmp.mkdir()
-        ix = whoosh_index.create_in(str(tmp), build_schema())
-        _write_json_atomic(tmp / META_FILE, new_build_record(self.backend, sources, format=FORMAT_NAME))
+        try:
+            ix = whoosh_index.create_in(str(tmp), build_schema())
+            _write_json_atomic(tmp / META_FILE, new_build_record(self.backend, sources, format=FORMAT_NAME))
+        except BaseException:
+            _remove(tmp)
+            raise
         return tmp, ix
 
     def _publish(self, tmp: Path) -> Path:
@@ -471,8 +740,11 @@ class WhooshStore:
             link_tmp.unlink()
         os.symlink(gen.name, link_tmp)
         os.replace(link_tmp, self.root / CURRENT)
-        _fsync_dir(self.root)
-        self._prune(previous)
+        # The new generation is live: what follows is housekeeping, and a
+        # failure of it must not report a build that went through as failed.
+        with contextlib.suppress(OSError):
+            _fsync_dir(self.root)
+            self._prune(previous)
         return gen
 
     def _prune(self, previous: Path | None = None) -> None:
@@ -503,27 +775,74 @@ class WhooshStore:
     # -- writing ----------------------------------------------------------
 
     def build(self, articles: Iterable[Article], sources: list[str]) -> int:
-        """Write a new generation with ``articles`` and make it live in one rename."""
+        """Write a new generation with ``articles`` and make it live in one rename.
+
+        If writing fails (a full disk, a worker process that died, an article
+        the analyser cannot take), the new generation is removed and
+        ``IndexWriteError`` raised: the live index stays as it was and no
+        ``tmp-*`` folder is left behind.
+        """
         init_jieba()
         with self._write_lock():
-            self._prune()
-            tmp, ix = self._new_generation(sources)
-            writer = ix.writer(**_build_writer_options())
+            with contextlib.suppress(OSError):
+                self._prune()
+            try:
+                tmp, ix = self._new_generation(sources)
+            except OSError as exc:
+                raise self._write_error(exc) from None
+            writer: Any = None
             count = 0
             try:
+                writer = _build_writer(ix)
                 for article in articles:
-                    writer.add_document(**_fields(article))
+                    _index_one(writer.add_document, article)
                     count += 1
-            except BaseException:
-                _cancel_writer(writer)
+                writer.commit()
+                _check_written(writer, ix, count)
+                writer = None
                 ix.close()
-                shutil.rmtree(tmp, ignore_errors=True)
+                self._publish(tmp)
+            except BaseException as exc:
+                if writer is not None:
+                    with contextlib.suppress(Exception):
+                        _cancel_writer(writer)
+                    _close_files(writer)
+                with contextlib.suppress(Exception):
+                    ix.close()
+                self._discard_generation(tmp)
+                if isinstance(exc, OSError):
+                    raise self._write_error(exc) from None
                 raise
-            writer.commit()
-            ix.close()
-            self._publish(tmp)
         self._close_reader()
         return count
+
+    def _change_in_place(self, gen: Path, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(writer)`` on the live generation and commit it, all or nothing.
+
+        On a failure the write is cancelled and the files it created are
+        removed (no orphaned segments); an ``OSError`` becomes ``IndexWriteError``.
+        """
+        before = _entries(gen)
+        writer: Any = None
+        try:
+            writer = self._open_writer(gen)
+            result = work(writer)
+            writer.commit()
+        except BaseException as exc:
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    writer.cancel()
+                _close_files(writer)
+            self._discard_new_files(gen, before)
+            if isinstance(exc, OSError):
+                raise self._write_error(exc) from None
+            raise
+        try:
+            self._touch_meta(gen)
+        except OSError as exc:
+            _remove(gen / (META_FILE + ".tmp"))
+            raise self._write_error(exc, "the documents were written, but not the index's update time") from None
+        return result
 
     def _open_writer(self, gen: Path) -> Any:
         ix = whoosh_index.open_dir(str(gen))
@@ -532,6 +851,9 @@ class WhooshStore:
         timeout = write_timeout()
         try:
             return ix.writer(timeout=timeout, limitmb=WRITER_LIMIT_MB, compound=False)
+        except OSError:
+            ix.close()
+            raise
         except LockError:
             ix.close()
             raise IndexBusyError(
@@ -546,40 +868,47 @@ class WhooshStore:
         with self._write_lock():
             gen = self._current()
             if gen is None:
-                tmp, ix = self._new_generation([])
-                ix.writer(compound=False).commit()
-                ix.close()
-                gen = self._publish(tmp)
+                gen = self._create_empty()
             self._read_meta(gen)
-            writer = self._open_writer(gen)
-            count = 0
-            try:
+
+            def work(writer: Any) -> int:
+                count = 0
                 for article in articles:
-                    writer.update_document(**_fields(article))
+                    _index_one(writer.update_document, article)
                     count += 1
-            except BaseException:
-                writer.cancel()
-                raise
-            writer.commit()
-            self._touch_meta(gen)
-        return count
+                return count
+
+            added: int = self._change_in_place(gen, work)
+        return added
+
+    def _create_empty(self) -> Path:
+        """Create and publish an empty generation (the first ``add`` to a new index directory)."""
+        try:
+            tmp, ix = self._new_generation([])
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        try:
+            ix.writer(compound=False).commit()
+            ix.close()
+            return self._publish(tmp)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                ix.close()
+            self._discard_generation(tmp)
+            if isinstance(exc, OSError):
+                raise self._write_error(exc) from None
+            raise
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; return those that existed."""
         with self._write_lock():
             gen = self._require_current()
             self._read_meta(gen)
-            writer = self._open_writer(gen)
-            deleted = []
-            try:
-                for doc_id in ids:
-                    if writer.delete_by_term(ID_FIELD, doc_id):
-                        deleted.append(doc_id)
-            except BaseException:
-                writer.cancel()
-                raise
-            writer.commit()
-            self._touch_meta(gen)
+
+            def work(writer: Any) -> list[str]:
+                return [doc_id for doc_id in ids if writer.delete_by_term(ID_FIELD, doc_id)]
+
+            deleted: list[str] = self._change_in_place(gen, work)
         return deleted
 
     # -- reading ----------------------------------------------------------
@@ -624,12 +953,15 @@ class WhooshStore:
     def search(self, request: SearchRequest) -> RawPage:
         """Run a parsed query; return the requested page, facet counts, and whether time ran out."""
         init_jieba()
+        if request.deadline is not None and time.monotonic() >= request.deadline:
+            # The request's time went on earlier searches (a relaxed retry, "did you mean").
+            return RawPage(total=0, hits=[], partial=True)
         searcher = self._get_searcher()
-        q = compile_request_query(request.query)
+        q = compile_request_query(request.query, request.deadline)
         limit = request.page * request.size
         collector: Any
         if request.sort == "date":
-            collector = SortingCollector(sorting.FieldFacet(DATE, reverse=True), limit=limit)
+            collector = SortingCollector(_NewestFirst(), limit=limit)
         else:
             # replace=0: Whoosh's matcher replacement drops matching documents
             # from unions with phrases and from AND NOT (seen in Whoosh 2.7.4
@@ -643,8 +975,8 @@ class WhooshStore:
         if facets:
             collector = matched = _MatchedDocs(collector)
         partial = False
-        if request.time_limit:
-            collector = _DeadlineCollector(collector, timelimit=request.time_limit)
+        if request.deadline is not None:
+            collector = _DeadlineCollector(collector, request.deadline)
         try:
             searcher.search_with_collector(q, collector)
         except TimeLimit:
