@@ -22,6 +22,7 @@ from .errors import (  # noqa: E402
     QueryError,
     SchemaMismatchError,
 )
+from .plan import FILL_BELOW, MODES  # noqa: E402
 from .schema import SCHEMA_VERSION  # noqa: E402
 from .search import PAGE_SIZE_CAP, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
 from .store import SORTS, IndexInfo, IndexStore, StoreSettings  # noqa: E402
@@ -30,6 +31,8 @@ from .sync import SyncStats, sync_index  # noqa: E402
 
 __all__ = [
     "BACKENDS",
+    "FILL_BELOW",
+    "MODES",
     "PAGE_SIZE_CAP",
     "SCHEMA_VERSION",
     "SORTS",

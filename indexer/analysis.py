@@ -62,7 +62,7 @@ from .errors import IndexerError
 
 # Bump when the tokens produced for a given text change: old indexes must be
 # rebuilt, and the schema version check tells the operator so.
-ANALYZER_VERSION = 2
+ANALYZER_VERSION = 3
 
 # Query-time stop words. They are still indexed (so phrases containing them
 # match exactly) but are not required when a query is split into terms.
@@ -84,8 +84,9 @@ _HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _ALNUM = rf"(?:(?![{_HAN}])[^\W_])"
 _TOKEN_RE = re.compile(
     rf"(?P<han>[{_HAN}]+)"
-    # An optional leading dot only before letters, for names such as .net.
-    rf"|(?P<ident>(?:(?<![\w.])\.(?=[a-z]))?{_ALNUM}+(?:[.\-_]{_ALNUM}+)*(?:\+\+|#)?)"
+    # An optional leading dot only before letters, for names such as .net, and not inside an
+    # identifier (v1.net); a Chinese character before it is a boundary (使用.net开发).
+    rf"|(?P<ident>(?:(?<![._])(?<!{_ALNUM})\.(?=[a-z]))?{_ALNUM}+(?:[.\-_]{_ALNUM}+)*(?:\+\+|#)?)"
 )
 _HAN_RUN_RE = re.compile(rf"[{_HAN}]+")
 _SEGMENT_RE = re.compile(r"[-_]")

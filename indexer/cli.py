@@ -514,13 +514,15 @@ def search(query: str, limit: int, page: int, as_json: bool, index_dir: Path) ->
             click.echo(f"   {meta}")
         if hit.url:
             click.echo(f"   {hit.url}")
+        if hit.missing:
+            click.echo(f"   (without: {', '.join(hit.missing)})")
         click.echo(f"   {_terminal(hit.snippet_html)}")
         click.echo()
-    click.echo(
-        f"{result.total} results, showing {first + 1 if result.hits else 0}-{first + len(result.hits)} "
-        f"({result.took_ms:.1f} ms)",
-        err=True,
-    )
+    found = f"{result.total} result{'' if result.total == 1 else 's'}"
+    if result.total_full < result.total and not result.relaxed:
+        found += f" ({result.total_full} with every word)"
+    shown = f"showing {first + 1}-{first + len(result.hits)}" if result.hits else "none on this page"
+    click.echo(f"{found}, {shown} ({result.took_ms:.1f} ms)", err=True)
 
 
 @cli.command()

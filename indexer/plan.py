@@ -17,6 +17,7 @@ comment::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -26,7 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .analysis import QUESTION_WORDS, STOP_WORDS, identifier_pieces, normalize, query_terms
+import opencc
+
+from .analysis import QUESTION_WORDS, STOP_WORDS, identifier_pieces, iter_terms, normalize, query_terms
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
 
 SYNONYMS_ENV = "ZHSEARCH_SYNONYMS"
@@ -258,3 +261,179 @@ def highlight_terms(node: Node | None) -> frozenset[str]:
                 found.add(term)
                 found.update(identifier_pieces(term))
     return frozenset(found)
+
+
+# -- what a query asks for: units, and how many of them an article must have ---------------------
+
+# How the words of a query must match: "auto" shows the articles with every word (or, for a
+# question, with most of its informative words) first and fills a short page with articles that
+# have fewer; "all" shows only articles with every word.
+MODES = ("auto", "all")
+# With fewer full matches than this (a page at the default size), the closest articles follow them.
+# One number for every page size, so that a query matches the same articles however it is paged.
+FILL_BELOW = 10
+# Up to this many informative words of a question must all match; above it, QUESTION_SHARE of them.
+QUESTION_ALL_UP_TO = 3
+QUESTION_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One thing the user asked for: a word, an identifier, a run of Chinese typed without spaces, a phrase.
+
+    ``forms`` are the ways it may be written in the index (a regional
+    variant, such as 软件 for 軟體): each is a sequence of terms that must
+    sit side by side, one term for a plain word or identifier.
+    """
+
+    label: str
+    forms: tuple[tuple[str, ...], ...]
+    field: str | None = None
+    # +word and quoted phrases: an article without it is never shown.
+    required: bool = False
+    # Counts toward the words an article must have; a lone character of a question
+    # (有, 个, the 大 of 大模型) only adds to the score.
+    counts: bool = True
+
+
+@dataclass(frozen=True)
+class MatchPlan:
+    """The units of a query's words and phrases, and how many of the counted ones make a full match."""
+
+    units: tuple[Unit, ...]
+    min_match: int
+    # A question ranks its full matches by score alone; keywords rank by how many units matched first.
+    question: bool
+
+    @property
+    def counted(self) -> tuple[Unit, ...]:
+        """The units that count toward a full match."""
+        return tuple(u for u in self.units if u.counts)
+
+
+_CONVERTERS: dict[str, opencc.OpenCC] = {}
+_converters_lock = threading.Lock()
+
+
+def _convert(config: str, text: str) -> str:
+    converter = _CONVERTERS.get(config)
+    if converter is None:
+        with _converters_lock:
+            converter = _CONVERTERS.setdefault(config, opencc.OpenCC(config))
+    return str(converter.convert(text))
+
+
+def regional_forms(text: str) -> list[str]:
+    """The folded ways of writing ``text`` in mainland and Taiwan vocabulary (軟體 ↔ 软件, 網路 ↔ 网络).
+
+    Folding alone maps characters (軟體 → 软体); OpenCC's phrase tables map
+    the words (TWPhrases, TWVariants). Text in traditional characters gets
+    its mainland form; text in simplified characters gets its Taiwan form,
+    and, when it has no mainland-only word in it, the mainland form of the
+    Taiwan word it may be (网路 → 网络).
+    """
+    folded = normalize(text)
+    forms = [folded]
+    if not text.isprintable() or any("\ud800" <= ch <= "\udfff" for ch in text):
+        return forms  # OpenCC takes UTF-8: a lone surrogate (from a broken client) is left as it is
+    if any(normalize(ch) != ch.lower() and _is_han(ch) for ch in text):
+        forms.append(normalize(_convert("tw2sp", text)))
+    else:
+        taiwan = _convert("s2twp", text)
+        forms.append(normalize(taiwan))
+        traditional = _convert("s2t", text)
+        if taiwan == traditional:
+            forms.append(normalize(_convert("tw2sp", traditional)))
+    return list(dict.fromkeys(f for f in forms if f))
+
+
+def _is_han(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or ch >= "\U00020000"
+
+
+def _runs(text: str) -> list[tuple[str, list[str], bool]]:
+    """The runs of a typed chunk: (text as typed, its query terms, is Chinese), in order.
+
+    A run is a stretch of Chinese typed without a break, or one identifier.
+    """
+    runs: list[tuple[str, list[str], bool]] = []
+    last_end = -1
+    for term, _, start, end in iter_terms(text, "query"):
+        han = not term.isascii() and _is_han(text[start])
+        if han and runs and runs[-1][2] and start == last_end:
+            runs[-1] = (runs[-1][0] + text[start:end], [*runs[-1][1], term], True)
+        else:
+            runs.append((text[start:end], [term], han))
+        last_end = end
+    return runs
+
+
+def _forms(typed: str, terms: list[str], han: bool) -> tuple[tuple[str, ...], ...]:
+    if not han:
+        return ((terms[0],),) if len(terms) == 1 else (tuple(terms),)
+    found = [tuple(query_terms(form)) for form in regional_forms(typed)]
+    return tuple(dict.fromkeys(f for f in [tuple(terms), *found] if f))
+
+
+def _text_units(item: Text, mode: str) -> tuple[list[Unit], bool]:
+    """The units of one typed chunk, and whether it reads as a question."""
+    runs = _runs(item.text)
+    terms = [t for _, ts, _ in runs for t in ts]
+    content = [t for t in terms if t not in STOP_WORDS]
+    question = (
+        mode != "all"
+        and not item.required
+        and (is_question(item.text, terms) or len(dict.fromkeys(content)) > KEYWORD_TERMS)
+    )
+    units: list[Unit] = []
+    if not question and not item.relaxed:
+        # Keywords: each run typed without a break is one unit, its pieces side by side.
+        for typed, ts, han in runs:
+            if all(t in STOP_WORDS for t in ts) and len(runs) > 1:
+                continue
+            units.append(Unit(typed, _forms(typed, ts, han), item.field, required=item.required))
+        return units, False
+    # A question, or the loose fallback: each informative word is a unit.
+    lone_alone = len(terms) == 1
+    for typed, ts, han in runs:
+        if not han:
+            if ts[0] not in STOP_WORDS:
+                units.append(Unit(typed, _forms(typed, ts, han), item.field, required=item.required))
+            continue
+        for term in ts:
+            if term in STOP_WORDS and not lone_alone:
+                continue
+            lone = len(term) == 1 and not lone_alone
+            if lone and item.relaxed:
+                continue  # the loose fallback never falls back to a lone character of a longer word
+            units.append(Unit(term, _forms(term, [term], True), item.field, counts=not lone))
+    return units, question
+
+
+def plan_match(items: Iterable[Text | Phrase], mode: str = "auto") -> MatchPlan:
+    """The units of a query's words and phrases, and how many of the counted ones an article needs."""
+    units: list[Unit] = []
+    question = False
+    for item in items:
+        if isinstance(item, Phrase):
+            terms = query_terms(item.text)
+            if terms:
+                units.append(Unit(item.text, _forms(item.text, terms, True), item.field, required=True))
+            continue
+        found, is_q = _text_units(item, mode)
+        units += found
+        question = question or is_q
+    merged: dict[tuple[tuple[tuple[str, ...], ...], str | None], Unit] = {}
+    for u in units:
+        key = (u.forms, u.field)
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = u
+        else:  # the same word typed twice is one unit; required or counted if either was
+            merged[key] = Unit(seen.label, seen.forms, seen.field, seen.required or u.required, seen.counts or u.counts)
+    kept = list(merged.values())
+    if kept and not any(u.counts for u in kept):
+        kept = [Unit(u.label, u.forms, u.field, u.required, True) for u in kept]
+    n = sum(1 for u in kept if u.counts)
+    need = n if mode == "all" or not question or n <= QUESTION_ALL_UP_TO else math.ceil(QUESTION_SHARE * n)
+    return MatchPlan(tuple(kept), need, question)

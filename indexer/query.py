@@ -2,7 +2,8 @@
 
 Syntax (documented in docs/cli.md and on the search page)::
 
-    飞桨 开源              words separated by spaces must all match
+    飞桨 开源              words separated by spaces: articles with all of them first
+    +飞桨 开源             a word with + must match
     "开源大模型"            a quoted phrase matches adjacent text
     飞桨 OR PaddlePaddle    either side may match (binds tighter than the implicit AND)
     -汽车   NOT 汽车        exclude
@@ -44,8 +45,10 @@ class Text:
 
     text: str
     field: str | None = None
-    # Set when a strict search found nothing: then any one of the terms may match.
+    # Set when a strict search found nothing: then the pieces of a typed run may match apart.
     relaxed: bool = False
+    # Typed with a leading +: documents without it are never shown, not even to fill a page.
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ _KNOWN_FIELDS = set(TEXT_FIELDS) | set(FILTER_FIELDS) | {"date"}
 
 
 # Chinese keyboards type full-width quotes, brackets and colons.
-_PUNCT_TABLE = str.maketrans("“”＂（）：－", '"""():-')
+_PUNCT_TABLE = str.maketrans("“”＂（）：－＋", '"""():-+')
 
 
 def _fold_punct(text: str) -> str:
@@ -334,6 +337,13 @@ class _Parser:
             self.i += 1
             child = self._atom_from_word(value[1:])
             return Not(child) if child is not None else None
+        if kind == "word" and value == "+" and self.i + 1 < len(self.tokens) and self.tokens[self.i + 1][0] == "quoted":
+            self.i += 1  # +"phrase": a phrase is required anyway
+            return self._atom()
+        if kind == "word" and value.startswith("+") and len(value) > 1 and value.strip("+"):
+            self.i += 1
+            child = self._atom_from_word(value.lstrip("+"))
+            return Text(child.text, required=True) if isinstance(child, Text) else child
         if kind == "word" and value in ("OR", "AND"):
             # A dangling operator is just a word the user meant literally.
             self.i += 1

@@ -6,7 +6,7 @@ dozen hits only, so it needs no positions from any backend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .analysis import folded_pattern
 from .plan import plan_text
@@ -80,5 +80,6 @@ def rerank_by_proximity(hits: list[RawHit], near: Proximity) -> list[RawHit]:
         return hit.score * (1 + bonus)
 
     scored = [(boosted(h), i, h) for i, h in enumerate(hits)]
-    scored.sort(key=lambda t: (-t[0], t[1]))
-    return [RawHit(h.doc, score) for score, _, h in scored]
+    # Within a tier only: a hit with fewer of the query's words never rises above one with more.
+    scored.sort(key=lambda t: (-t[2].tier, -t[0], t[1]))
+    return [replace(h, score=score) for score, _, h in scored]

@@ -18,7 +18,7 @@ from .backends import IndexTarget, open_store
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
-from .plan import Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_terms
+from .plan import MODES, Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_terms
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
 from .rank import Proximity, proximity, rerank_by_proximity
 from .store import FACETS, SORTS, IndexInfo, IndexStore, RawPage, SearchRequest
@@ -65,6 +65,8 @@ class Hit:
     score: float
     title_html: str
     snippet_html: str
+    # The typed words and phrases this article lacks: empty for a full match.
+    missing: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of one result."""
@@ -78,6 +80,7 @@ class Hit:
             "score": round(self.score, 4),
             "title_html": self.title_html,
             "snippet_html": self.snippet_html,
+            "missing": list(self.missing),
         }
 
 
@@ -97,6 +100,8 @@ class SearchPage:
     terms: list[str] = field(default_factory=list)
     # True when no document had all the words and these results match only some.
     relaxed: bool = False
+    # How many matches have every word (most words, for a question); the rest of ``total`` fill the page.
+    total_full: int = 0
 
     @property
     def pages(self) -> int:
@@ -108,6 +113,7 @@ class SearchPage:
         return {
             "query": self.query,
             "total": self.total,
+            "total_full": self.total_full,
             "page": self.page,
             "size": self.size,
             "took_ms": round(self.took_ms, 2),
@@ -117,6 +123,12 @@ class SearchPage:
             "facets": {name: [{"value": v, "count": n} for v, n in values] for name, values in self.facets.items()},
             "results": [hit.to_dict() for hit in self.hits],
         }
+
+
+def _total_full(raw: RawPage | None, relaxed: bool) -> int:
+    if raw is None or relaxed:
+        return 0  # a relaxed retry's results lack some word by definition
+    return raw.total if raw.total_full is None else raw.total_full
 
 
 def document_dict(doc: Article) -> dict[str, Any]:
@@ -160,6 +172,7 @@ class Searcher:
         facets: bool = False,
         time_limit: float | None = None,
         deadline: float | None = None,
+        mode: str = "auto",
     ) -> SearchPage:
         """Run query ``q`` (see ``indexer.query`` for the syntax) and return one page of highlighted hits.
 
@@ -174,6 +187,11 @@ class Searcher:
         keep to the same deadline. A caller that runs several searches for
         one request (the web page's "did you mean") passes them all the same
         ``deadline`` (see ``request_deadline``).
+
+        ``mode`` "auto" lists the articles with every word first (for a
+        question, most of its informative words) and, when they are fewer
+        than ``FILL_BELOW`` (10), continues with those that have the most words;
+        ``total_full`` counts the first kind. "all" lists only those.
         """
         if page < 1:
             raise QueryError("page must be 1 or more")
@@ -181,6 +199,8 @@ class Searcher:
             raise QueryError(f"size must be between 1 and {PAGE_SIZE_CAP}")
         if sort not in SORTS:
             raise QueryError(f"sort must be one of: {', '.join(SORTS)}")
+        if mode not in MODES:
+            raise QueryError(f"mode must be one of: {', '.join(MODES)}")
         q = " ".join(q.split())
         source_list, tag_list = list(sources), list(tags)
         has_filters = bool(source_list or tag_list or date_from or date_to)
@@ -200,13 +220,14 @@ class Searcher:
             sort=sort,
             facets=FACETS if facets else (),
             deadline=deadline,
+            mode=mode,
         )
         # Ranking has two steps when the query has words that may sit side by
         # side: the store's best RERANK_DEPTH hits are reordered by word
         # proximity (see rank.rerank_by_proximity). Boosts only raise scores,
         # so the reordered block still ranks above every hit after it.
         raw, relaxed = self._ranked(request, proximity(expanded)), False
-        if raw is not None and raw.total == 0 and not raw.partial and is_free_text(tree):
+        if raw is not None and raw.total == 0 and not raw.partial and mode == "auto" and is_free_text(tree):
             # Nothing has every word: rank what has some of them rather than show nothing.
             # Same request, same deadline: the retry gets only the time that is left.
             loose = expand_synonyms(relax(tree), self.synonyms)
@@ -230,6 +251,7 @@ class Searcher:
                     score=h.score,
                     title_html=highlight_all(h.doc.title, marked, deadline=deadline),
                     snippet_html=snippet(h.doc.body, marked, deadline=deadline),
+                    missing=list(h.missing),
                 )
             )
         cut_short = cut_short or (bool(hits) and _passed(deadline))
@@ -246,6 +268,7 @@ class Searcher:
             partial=(raw.partial if raw else False) or cut_short,
             terms=understood,
             relaxed=relaxed,
+            total_full=_total_full(raw, relaxed),
         )
 
     def _ranked(self, request: SearchRequest, near: Proximity) -> RawPage | None:

@@ -24,6 +24,11 @@ class RawHit:
 
     doc: Article
     score: float
+    # How many of the query's units the document has, for ranking (0 where a backend does not tier);
+    # a re-ranking never moves a hit above one of a higher tier.
+    tier: int = 0
+    # The typed words and phrases the document lacks: () for a full match.
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class RawPage:
     hits: list[RawHit]
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     partial: bool = False
+    # The matches with every word (or most of a question's); None when the backend counts only ``total``.
+    total_full: int | None = None
 
 
 # The orders a search can ask for, and the fields facets are counted over.
@@ -54,6 +61,9 @@ class SearchRequest:
     # ``time.monotonic()`` value, shared by every search made for one request
     # (its relaxed retry, "did you mean"), so the request as a whole keeps it.
     deadline: float | None = None
+    # "auto": full matches first, then, when there are fewer than ``plan.FILL_BELOW``, the closest ones;
+    # "all": only full matches (see ``indexer.plan.MODES``).
+    mode: str = "auto"
 
     def time_left(self) -> float | None:
         """Seconds until the deadline (0 once it has passed), or None without one."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from indexer import SORTS, __version__
+from indexer import FILL_BELOW, MODES, SORTS, __version__
 
 from .limits import DEFAULT_SUGGESTIONS, MAX_DOC_ID_CHARS, MAX_FILTER_CHARS, MAX_FILTER_VALUES, MAX_SUGGESTIONS
 
@@ -94,6 +94,12 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
             "sort",
             "Order of results: relevance (BM25F) or date (newest first).",
             {"type": "string", "enum": list(SORTS), "default": "relevance"},
+        ),
+        _query_param(
+            "mode",
+            f"How the words must match: auto (articles with every word first; fewer than {FILL_BELOW} of them "
+            "and the page continues with those that have the most words) or all (only articles with every word).",
+            {"type": "string", "enum": list(MODES), "default": "auto"},
         ),
     ]
     facet_value = {
@@ -239,6 +245,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                     "required": [
                         "query",
                         "total",
+                        "total_full",
                         "page",
                         "size",
                         "took_ms",
@@ -250,7 +257,16 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                     ],
                     "properties": {
                         "query": {"type": "string", "description": "The query as understood (whitespace collapsed)."},
-                        "total": {"type": "integer", "minimum": 0},
+                        "total": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Matching articles, including those listed after the full matches.",
+                        },
+                        "total_full": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Articles with every word (a question: most of its informative words).",
+                        },
                         "page": {"type": "integer", "minimum": 1},
                         "size": {"type": "integer", "minimum": 1},
                         "took_ms": {"type": "number", "minimum": 0},
@@ -291,6 +307,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "score",
                         "title_html",
                         "snippet_html",
+                        "missing",
                     ],
                     "properties": {
                         "id": {"type": "string"},
@@ -302,6 +319,11 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "score": {"type": "number"},
                         "title_html": {"type": "string", "description": "HTML-escaped title, matches in <mark>."},
                         "snippet_html": {"type": "string", "description": "HTML-escaped snippet, matches in <mark>."},
+                        "missing": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "The typed words this article lacks; empty for a full match.",
+                        },
                     },
                 },
                 "Suggestions": {

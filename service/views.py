@@ -13,7 +13,9 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 
 from indexer import (
+    MODES,
     SORTS,
+    Hit,
     QuerySuggestion,
     Searcher,
     SearchPage,
@@ -50,6 +52,7 @@ class SearchArgs:
     date_from: date | None = None
     date_to: date | None = None
     sort: str = "relevance"
+    mode: str = "auto"
     default_size: int = field(default=10, compare=False)
 
     @property
@@ -68,6 +71,8 @@ class SearchArgs:
             out.append(("to", self.date_to.isoformat()))
         if self.sort != "relevance" or explicit:
             out.append(("sort", self.sort))
+        if self.mode != "auto":
+            out.append(("mode", self.mode))
         if self.page > 1 or explicit:
             out.append(("page", str(self.page)))
         if self.size != self.default_size or explicit:
@@ -166,6 +171,9 @@ def _search_args() -> SearchArgs:
     sort = request.args.get("sort", "relevance")
     if sort not in SORTS:
         raise _invalid(f"sort must be one of: {', '.join(SORTS)}")
+    mode = request.args.get("mode", "auto")
+    if mode not in MODES:
+        raise _invalid(f"mode must be one of: {', '.join(MODES)}")
     return SearchArgs(
         q=_query_arg(),
         page=_int_arg("page", 1, 1, cfg["MAX_PAGE"]),
@@ -175,6 +183,7 @@ def _search_args() -> SearchArgs:
         date_from=date_from,
         date_to=date_to,
         sort=sort,
+        mode=mode,
         default_size=cfg["PER_PAGE"],
     )
 
@@ -227,6 +236,7 @@ def _run(args: SearchArgs, q: str | None = None, size: int | None = None) -> Sea
         date_from=date_from,
         date_to=date_to,
         sort=args.sort,
+        mode=args.mode,
         facets=size is None,
         deadline=_deadline(),
     )
@@ -239,7 +249,7 @@ def _did_you_mean(args: SearchArgs, result: SearchPage) -> QuerySuggestion | Non
     def count(candidate: str) -> int:
         page = _run(args, q=candidate, size=1)
         # Results that match only some of the words do not make a suggestion.
-        return 0 if page.relaxed else page.total
+        return 0 if page.relaxed else page.total_full
 
     return suggest_query(args.q, result.terms, _suggester(), count, deadline=deadline)
 
@@ -260,6 +270,28 @@ def _api_url(args: SearchArgs) -> str:
     return url_for("search.api_search") + "?" + urlencode(args.params(explicit=True))
 
 
+@dataclass(frozen=True)
+class HitRun:
+    """Consecutive hits that lack the same words (none, for the full matches)."""
+
+    key: tuple[str, ...]
+    start: int
+    items: list[Hit]
+
+
+@bp.app_template_filter("groupby_run")
+def groupby_run(hits: list[Hit], attribute: str) -> list[HitRun]:
+    """Split hits into runs with the same value of ``attribute`` (a list), keeping their order."""
+    runs: list[HitRun] = []
+    for i, hit in enumerate(hits):
+        key = tuple(getattr(hit, attribute))
+        if runs and runs[-1].key == key:
+            runs[-1].items.append(hit)
+        else:
+            runs.append(HitRun(key, i, [hit]))
+    return runs
+
+
 @bp.get("/")
 def index() -> Response | str:
     """The search page: the form, and results with facets, filters, sorting and paging when asked."""
@@ -267,7 +299,8 @@ def index() -> Response | str:
     if not args.q and not args.has_filters:
         return render_template("search.html", args=args, result=None)
     result = _run(args)
-    suggestion = _did_you_mean(args, result) if args.q and (result.total == 0 or result.relaxed) else None
+    some_words_only = result.total_full == 0 and not result.partial
+    suggestion = _did_you_mean(args, result) if args.q and (some_words_only or result.relaxed) else None
     # The API needs a query; a page that lists a filter alone has no JSON twin.
     api_url = _api_url(args) if args.q else None
     body = render_template(

@@ -94,7 +94,7 @@ SAME_MATCHES = [
 
 @pytest.mark.parametrize(("query", "expected"), SAME_MATCHES)
 def test_matching_documents(searcher: Searcher, query: str, expected: set[str]) -> None:
-    page = searcher.search(query, size=20)
+    page = searcher.search(query, size=20, mode="all")
     assert {h.id for h in page.hits} == expected
     assert page.total == len(expected)
 
@@ -129,9 +129,14 @@ def test_highlights_come_from_the_original_text(searcher: Searcher) -> None:
     assert "<mark>ERNIE</mark> <mark>4.5</mark>" in hit.snippet_html
 
 
-def test_api_search(client: FlaskClient) -> None:
+# 混合专家 typed as one run: Whoosh keeps its pieces side by side; Typesense does not yet, and
+# also finds the article with 混合 and 专家 apart.
+TYPED_RUN_TOTAL = {"whoosh": 1, "typesense": 2}
+
+
+def test_api_search(client: FlaskClient, backend: str) -> None:
     data = client.get("/api/search", query_string={"q": "混合专家"}).get_json()
-    assert data["total"] == 2 and data["size"] == 3
+    assert data["total"] == TYPED_RUN_TOTAL[backend] and data["size"] == 3
     assert data["results"][0]["id"] == "moe-intro"
     assert "<mark>混合专家</mark>" in data["results"][0]["snippet_html"]
 

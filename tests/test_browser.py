@@ -137,7 +137,7 @@ def test_typed_query_shows_visible_highlights(desktop: Page) -> None:
     colour = marks.first.evaluate("m => getComputedStyle(m).backgroundColor")
     assert colour not in ("rgba(0, 0, 0, 0)", "transparent")
     stats = page.locator("#stats").inner_text()
-    assert "找到 2 条结果" in stats and "毫秒" in stats
+    assert "找到 1 条结果" in stats and "毫秒" in stats
     meta = page.locator("ol.hits li").first.locator(".meta").inner_text()
     assert "2025-03-02" in meta and "模型周刊" in meta and "MoE" in meta
     desktop.shot("results-1280")

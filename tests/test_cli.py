@@ -66,7 +66,7 @@ def test_search_text_and_json(runner: CliRunner, built: Path) -> None:
     result = runner.invoke(cli, ["search", "--index", str(built), "混合专家"])
     assert result.exit_code == 0
     assert result.stdout.startswith("1. 混合专家模型为何成为主流  [moe-intro]")
-    assert "2 results" in result.stderr
+    assert "1 result, showing 1-1" in result.stderr
     as_json = runner.invoke(cli, ["search", "--index", str(built), "--json", "-n", "1", "飞桨"])
     data = json.loads(as_json.stdout)
     assert data["total"] == 1 and data["size"] == 1

@@ -17,16 +17,33 @@ def test_golden_top_hit(searcher: Searcher, query: str, top_id: str) -> None:
 
 
 def test_space_separated_words_are_anded(searcher: Searcher) -> None:
-    page = searcher.search("飞桨 开源")
+    page = searcher.search("飞桨 开源", mode="all")
     assert {h.id for h in page.hits} == {"ernie"} and not page.relaxed
+    assert page.total == page.total_full == 1
+
+
+def test_a_short_page_continues_with_articles_that_have_some_words(searcher: Searcher) -> None:
+    page = searcher.search("模型 专家")
+    assert (page.total_full, page.total) == (1, 3) and not page.relaxed
+    assert page.hits[0].id == "moe-intro" and page.hits[0].missing == []
+    assert sorted(h.missing for h in page.hits[1:]) == [["专家"], ["模型"]]
+    # The same query pages the same way at any page size.
+    assert [h.id for h in searcher.search("模型 专家", size=1, page=2).hits] == [page.hits[1].id]
 
 
 def test_when_no_document_has_every_word_some_words_are_enough(searcher: Searcher) -> None:
     page = searcher.search("飞桨 Kubernetes")
-    assert page.relaxed
+    assert page.total_full == 0 and not page.relaxed
     assert {h.id for h in page.hits} == {"ernie", "k8s"}
-    # Explicit syntax is never loosened.
+    assert {tuple(h.missing) for h in page.hits} == {("Kubernetes",), ("飞桨",)}
+    # Explicit syntax is never loosened, and mode=all never fills.
     assert searcher.search('"飞桨 Kubernetes"').total == 0
+    assert searcher.search("飞桨 Kubernetes", mode="all").total == 0
+
+
+def test_a_required_word_is_never_missing(searcher: Searcher) -> None:
+    page = searcher.search("+飞桨 Kubernetes")
+    assert [h.id for h in page.hits] == ["ernie"] and page.hits[0].missing == ["Kubernetes"]
 
 
 def test_compound_word_is_found_inside_longer_words(searcher: Searcher) -> None:

@@ -100,7 +100,7 @@ class Markup(HTMLParser):
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "link", "script", "body", "a", "span", "header", "main", "footer", "p",
     "h1", "h2", "h3", "form", "label", "div", "input", "button", "details", "summary", "dl", "dt", "dd",
-    "code", "kbd", "ol", "ul", "li", "mark", "time", "strong", "nav", "section", "aside",
+    "code", "kbd", "ol", "ul", "li", "mark", "time", "strong", "nav", "section", "aside", "s",
 }  # fmt: skip
 
 

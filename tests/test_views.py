@@ -44,7 +44,7 @@ def test_results_page(client: FlaskClient) -> None:
     html = resp.get_data(as_text=True)
     assert 'value="混合专家"' in html
     assert "<title>混合专家 - zhsearch</title>" in html
-    assert "找到 <strong>2</strong> 条结果" in html and "毫秒" in html
+    assert "找到 <strong>1</strong> 条结果" in html and "毫秒" in html
     assert '<a href="https://news.example.com/moe-intro">' in html
     assert "<mark>混合专家</mark>" in html
     assert '<time datetime="2025-03-02">2025-03-02</time>' in html

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import accumulate
 from pickle import loads
@@ -31,10 +31,11 @@ from whoosh.searching import TimeLimit
 from whoosh.system import _INT_SIZE
 
 from ...analysis import han_bigrams, identifier_pieces, subwords
-from ...plan import plan_text
+from ...plan import MatchPlan, plan_match, plan_text
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
 from .scoring import AnyTerm
+from .units import MatchUnits, UnitQuery
 
 # Weight of the dictionary words inside a long query word, for questions.
 SUBWORD_BOOST = 0.3
@@ -427,34 +428,61 @@ def _merge_repeats(queries: list[Any], scored: bool = True) -> list[Any]:
     return out
 
 
-def compile_text(node: Text, clock: Clock | None = None) -> Any | None:
-    """A typed chunk: its content terms (all, or for a question any), with adjacency bonuses."""
-    plan = plan_text(node.text, node.relaxed)
-    if not plan.content:
+def compile_units(
+    items: list[Text | Phrase], clock: Clock | None = None, mode: str = "auto", fill_below: int = 0
+) -> MatchUnits | None:
+    """Typed words and phrases as units (see ``units``): full matches first, a short page filled when asked."""
+    plan = plan_match(items, mode)
+    if not plan.units:
         return None
-    field = FIELD_FOR.get(node.field, CONTENT)
-    if len(plan.terms) == 1:
-        return _term(field, plan.terms[0], clock=clock)
-    terms = [_term(field, t, clock=clock) for t in plan.content]
-    if plan.all_required:
-        # The words typed side by side rank higher: see plan.rerank_by_proximity.
-        return AllOf(terms, clock=clock) if len(terms) > 1 else terms[0]
-    # A question: any word may match and BM25 ranks by how many (and how rare).
-    # The words inside a long query word (学术研究 → 学术, 研究) and the
-    # character bigrams count a little too, which helps where the text was
-    # segmented differently from the question.
+    units = [
+        UnitQuery(
+            u.label, tuple(_form(FIELD_FOR.get(u.field, CONTENT), f, clock) for f in u.forms), u.required, u.counts
+        )
+        for u in plan.units
+    ]
+    extras = _question_extras(plan, clock) if plan.question else []
+    return MatchUnits(units, plan.min_match, tiered=not plan.question, fill_below=fill_below, extras=extras)
+
+
+def _form(field: str, terms: tuple[str, ...], clock: Clock | None) -> Any:
+    return _term(field, terms[0], clock=clock) if len(terms) == 1 else ExactPhrase(field, list(terms), clock=clock)
+
+
+def _question_extras(plan: MatchPlan, clock: Clock | None) -> list[Any]:
+    """What a question's words add to the score, without counting as matches.
+
+    The words inside a long query word (学术研究 → 学术, 研究) and the character
+    bigrams count a little, which helps where the text was segmented
+    differently from the question; a question names its subject, and the
+    subject is often the title.
+    """
     extra: list[Any] = []
-    if SUBWORD_BOOST > 0:
-        extra += [TimedTerm(field, sub, SUBWORD_BOOST, clock) for t in plan.content for sub in subwords(t)]
-    if TITLE_BOOST > 0 and field == CONTENT:
-        # A question names its subject, and the subject is often the title.
-        extra += [TimedTerm(TITLE, t, TITLE_BOOST, clock) for t in plan.content]
-    bigram_field = BIGRAM_FIELD_FOR.get(field)
-    if BIGRAM_BOOST > 0 and bigram_field:
-        grams = dict.fromkeys(g for t in plan.content for g in han_bigrams(t))
-        extra += [TimedTerm(bigram_field, g, BIGRAM_BOOST, clock) for g in grams]
-    # Word order counts afterwards: see plan.rerank_by_proximity.
-    return AnyTerm(terms + extra, clock=clock)
+    words = list(dict.fromkeys((u.field, t) for u in plan.units for t in u.forms[0]))
+    for field_name, t in words:
+        field = FIELD_FOR.get(field_name, CONTENT)
+        if SUBWORD_BOOST > 0:
+            extra += [TimedTerm(field, sub, SUBWORD_BOOST, clock) for sub in subwords(t)]
+        if TITLE_BOOST > 0 and field == CONTENT:
+            extra.append(TimedTerm(TITLE, t, TITLE_BOOST, clock))
+    for field_name in dict.fromkeys(f for f, _ in words):
+        field = FIELD_FOR.get(field_name, CONTENT)
+        bigram_field = BIGRAM_FIELD_FOR.get(field)
+        if BIGRAM_BOOST > 0 and bigram_field:
+            grams = dict.fromkeys(g for f, t in words if f == field_name for g in han_bigrams(t))
+            extra += [TimedTerm(bigram_field, g, BIGRAM_BOOST, clock) for g in grams]
+    return extra
+
+
+def find_units(q: Any) -> MatchUnits | None:
+    """The query's top-level units (what ``compile_request_query`` built for its words), if any."""
+    if isinstance(q, MatchUnits):
+        return q
+    if isinstance(q, wq.AndNot):
+        return find_units(q.a)
+    if isinstance(q, AllOf):
+        return next((c for c in q.subqueries if isinstance(c, MatchUnits)), None)
+    return None
 
 
 def compile_node(node: Node | None, clock: Clock | None = None) -> Any | None:
@@ -465,7 +493,8 @@ def compile_node(node: Node | None, clock: Clock | None = None) -> Any | None:
     if node is None:
         return None
     if isinstance(node, Text):
-        return compile_text(node, clock)
+        # Inside OR or NOT: the words of this chunk, strictly (a full match), with no page to fill.
+        return compile_units([node], clock)
     if isinstance(node, Phrase):
         plan = plan_text(node.text)
         if not plan.terms:
@@ -515,15 +544,51 @@ def compile_node(node: Node | None, clock: Clock | None = None) -> Any | None:
     assert_never(node)
 
 
-def compile_request_query(node: Node | None, deadline: float | None = None) -> Any:
+def compile_request_query(
+    node: Node | None, deadline: float | None = None, mode: str = "auto", fill_below: int = 0
+) -> Any:
     """The query to run: a lone NOT matches everything else; nothing searchable matches nothing.
 
-    With a ``deadline`` (a ``time.monotonic()`` value), running the query
-    raises ``TimeLimit`` once it has passed, wherever the matchers are.
+    The words and phrases at the top of the query (not inside OR or NOT) are
+    one set of units (``compile_units``): with ``fill_below``, fewer full
+    matches than that fill up with the closest. With a ``deadline`` (a
+    ``time.monotonic()`` value), running the query raises ``TimeLimit`` once
+    it has passed, wherever the matchers are.
     """
-    compiled = compile_node(node, Clock(deadline) if deadline is not None else None)
+    clock = Clock(deadline) if deadline is not None else None
+    children = node.children if isinstance(node, And) else (node,) if node is not None else ()
+    words = [c for c in children if isinstance(c, Text | Phrase)]
+    if not words:
+        compiled = compile_node(node, clock)
+    else:
+        units = compile_units(words, clock, mode, fill_below if mode == "auto" else 0)
+        rest = [c for c in children if not isinstance(c, Text | Phrase)]
+        if units is None:
+            compiled = compile_node(_and(rest), clock) if rest else None
+        elif not rest:
+            compiled = units
+        else:
+            others = compile_node(_and(rest), clock)
+            compiled = _with(units, others)
     if compiled is None:
         return wq.NullQuery
     if isinstance(compiled, wq.Not):
         return wq.AndNot(wq.Every(), compiled.query)
     return compiled
+
+
+def _and(nodes: Sequence[Node]) -> Node:
+    return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+
+
+def _with(units: MatchUnits, others: Any | None) -> Any:
+    """The units, narrowed by the rest of the query (filters, dates, ORs, exclusions)."""
+    if others is None:
+        return units
+    if isinstance(others, wq.Not):
+        return wq.AndNot(units, others.query)
+    if isinstance(others, wq.AndNot) and isinstance(others.a, wq.Every):
+        return wq.AndNot(units, others.b)
+    if isinstance(others, wq.AndNot):
+        return wq.AndNot(AllOf([units, others.a]), others.b)
+    return AllOf([units, others])

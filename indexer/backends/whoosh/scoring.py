@@ -83,7 +83,7 @@ class AnyTerm(wq.Or):  # type: ignore[misc]
             return super()._matcher(subs, searcher, context)
         scores: dict[int, float] = {}
         for q in terms:
-            if not _add_term_scores(scores, q, searcher, weighting, self.clock):
+            if not add_term_scores(scores, q, searcher, weighting, self.clock):
                 return super()._matcher(subs, searcher, context)
         ids = sorted(scores)
         m: Any = ListMatcher(ids, weights=[scores[d] for d in ids]) if ids else NullMatcher()
@@ -99,7 +99,7 @@ def _is_plain_term(q: Any) -> bool:
     return isinstance(q, wq.Term)
 
 
-def _add_term_scores(
+def add_term_scores(
     scores: dict[int, float], q: Any, searcher: Any, weighting: CachedBM25F, clock: Clock | None = None
 ) -> bool:
     """Add ``q``'s scores per document to ``scores``; False when the postings are not Whoosh 3 blocks."""

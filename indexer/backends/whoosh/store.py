@@ -67,6 +67,7 @@ from ...index_meta import (
     now,
     touched,
 )
+from ...plan import FILL_BELOW
 from ...schema import (
     BODY,
     CONTENT,
@@ -82,9 +83,10 @@ from ...schema import (
     URL,
 )
 from ...store import IndexInfo, RawHit, RawPage, SearchRequest
-from .query import compile_request_query
+from .query import compile_request_query, find_units
 from .schema import build_schema
 from .scoring import CachedBM25F
+from .units import MatchUnits
 
 CURRENT = "CURRENT"
 META_FILE = "zhsearch.json"
@@ -411,6 +413,15 @@ def _fields(article: Article) -> dict[str, Any]:
     if article.date is not None:
         fields[DATE] = article.date
     return fields
+
+
+def _raw_hit(hit: Any, units: MatchUnits | None) -> RawHit:
+    """A collected hit, its score without the units' tier, and the words it lacks."""
+    score = float(hit.score or 0.0)
+    if units is None:
+        return RawHit(_article(hit.fields()), score)
+    tier, score = units.tier_of(score)
+    return RawHit(_article(hit.fields()), score, tier=tier, missing=units.missing(hit.docnum))
 
 
 def _article(stored: dict[str, Any]) -> Article:
@@ -957,7 +968,10 @@ class WhooshStore:
             # The request's time went on earlier searches (a relaxed retry, "did you mean").
             return RawPage(total=0, hits=[], partial=True)
         searcher = self._get_searcher()
-        q = compile_request_query(request.query, request.deadline)
+        # Sorted by date, a page is the newest full matches: filling it with partial ones would mix them in.
+        fill_below = FILL_BELOW if request.sort == "relevance" else 0
+        q = compile_request_query(request.query, request.deadline, request.mode, fill_below=fill_below)
+        units = find_units(q)
         limit = request.page * request.size
         collector: Any
         if request.sort == "date":
@@ -983,10 +997,11 @@ class WhooshStore:
             partial = True
         results = collector.results()
         start = (request.page - 1) * request.size
-        hits = [RawHit(_article(hit.fields()), float(hit.score or 0.0)) for hit in results[start:limit]]
+        hits = [_raw_hit(hit, units) for hit in results[start:limit]]
         docnums = matched.docnums if matched is not None else []
         counts = {name: _facet_counts(searcher, _FACET_FIELDS[name], docnums) for name in facets}
-        return RawPage(total=len(results), hits=hits, facets=counts, partial=partial)
+        total_full = units.total_full if units is not None and units.prepared else len(results)
+        return RawPage(total=len(results), hits=hits, facets=counts, partial=partial, total_full=total_full)
 
     def get(self, doc_id: str) -> Article | None:
         """The stored document with this id, or None."""

@@ -1,0 +1,202 @@
+"""The words of a query as units: full matches first, and a short page filled with the closest.
+
+``indexer.plan.plan_match`` turns a query's typed words and phrases into
+units (a word, an identifier, a run of Chinese typed without spaces whose
+pieces must sit side by side, a quoted phrase) and says how many of the
+counted units make a full match. ``MatchUnits`` runs them in one pass over
+the whole index:
+
+- it scores each unit in each document (the best of its written forms, such
+  as 软件 or 软体), counts the units each document has, and keeps the
+  documents that have every required unit (``+word``, phrases);
+- the documents with at least ``min_match`` counted units are the full
+  matches; when there are fewer than ``fill_below`` of them, the others
+  that have some counted unit are kept too, ranked after them, the ones
+  with more (and rarer) units first, in the way of Meilisearch's matching
+  strategies;
+- when the page is filled, the tier (how many units a keyword document has,
+  or whether a question's document is a full match) is added to the score
+  as a multiple of ``TIER``, so Whoosh's top-N collector ranks by tier, then
+  by BM25. The store takes the tier back out before anyone sees the score.
+
+Counting needs the whole index before the first segment is matched (whether
+to fill depends on every segment's full matches), so the work is done once per
+search, on the first call to ``matcher``, for all segments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from whoosh import query as wq
+from whoosh.matching import ListMatcher, NullMatcher, WrappingMatcher
+
+from .scoring import CachedBM25F, add_term_scores
+
+# Added to a document's score once per tier: far above any BM25 sum (a score above 1e5 would need a
+# query of hundreds of rare words, and queries are at most 256 characters).
+TIER = 1e7
+
+
+@dataclass(frozen=True)
+class UnitQuery:
+    """One unit of a query: the Whoosh queries of its written forms, and how it counts."""
+
+    label: str
+    forms: tuple[Any, ...]
+    required: bool
+    counts: bool
+
+
+class MatchUnits(wq.Query):  # type: ignore[misc]
+    """The documents that have the units of a query, tiered by how many; see the module docstring."""
+
+    def __init__(
+        self,
+        units: Sequence[UnitQuery],
+        min_match: int,
+        *,
+        tiered: bool,
+        fill_below: int = 0,
+        extras: Sequence[Any] = (),
+        boost: float = 1.0,
+    ) -> None:
+        self.units = list(units)
+        self.min_match = min_match
+        self.tiered = tiered
+        self.fill_below = fill_below
+        self.extras = list(extras)
+        self.boost = boost
+        # Set by the first call to matcher: per segment reader, the documents and their scores.
+        self._leaves: dict[int, tuple[list[int], list[float]]] | None = None
+        self._masks: dict[int, int] = {}
+        self.total_full = 0
+
+    def __repr__(self) -> str:
+        return f"MatchUnits({[u.label for u in self.units]!r}, min_match={self.min_match})"
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def is_leaf(self) -> bool:
+        return False
+
+    def children(self) -> list[Any]:
+        return [f for u in self.units for f in u.forms] + self.extras
+
+    def estimate_size(self, ixreader: Any) -> int:
+        return int(ixreader.doc_count_all())
+
+    @property
+    def prepared(self) -> bool:
+        """True once a search has counted the matches (False when it stopped before)."""
+        return self._leaves is not None
+
+    def missing(self, docnum: int) -> tuple[str, ...]:
+        """The labels of the counted units that document ``docnum`` (a top-level number) lacks; () for a full match.
+
+        A question's full match may lack some of its words: it has enough of them.
+        """
+        mask = self._masks.get(docnum, 0)
+        lacking = tuple(u.label for i, u in enumerate(self.units) if u.counts and not mask >> i & 1)
+        counted = sum(1 for u in self.units if u.counts)
+        return lacking if counted - len(lacking) < self.min_match else ()
+
+    def tier_of(self, score: float) -> tuple[int, float]:
+        """Split a collected score into its tier and its BM25 part."""
+        tier = int(score // TIER) if score >= TIER else 0
+        return tier, score - tier * TIER
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        top = searcher.get_parent()
+        if self._leaves is None:
+            self._prepare(top, context)
+        assert self._leaves is not None
+        ids, weights = self._leaves.get(id(searcher.reader()), ([], []))
+        if not ids:
+            return NullMatcher()
+        m: Any = ListMatcher(ids, weights=weights)
+        return WrappingMatcher(m, boost=self.boost) if self.boost != 1.0 else m
+
+    def _prepare(self, top: Any, context: Any) -> None:
+        weighting = context.weighting if context is not None else top.weighting
+        required = 0
+        for i, unit in enumerate(self.units):
+            if unit.required:
+                required |= 1 << i
+        found: list[tuple[Any, int, dict[int, float], dict[int, int], dict[int, int]]] = []
+        total_full = 0
+        for leaf, offset in top.leaf_searchers():
+            score: dict[int, float] = {}
+            count: dict[int, int] = {}
+            mask: dict[int, int] = {}
+            for i, unit in enumerate(self.units):
+                bit = 1 << i
+                for docnum, value in _unit_scores(unit, leaf, context, weighting).items():
+                    score[docnum] = score.get(docnum, 0.0) + value
+                    mask[docnum] = mask.get(docnum, 0) | bit
+                    if unit.counts:
+                        count[docnum] = count.get(docnum, 0) + 1
+            if required:
+                for docnum in [d for d, m in mask.items() if m & required != required]:
+                    del score[docnum], mask[docnum]
+                    count.pop(docnum, None)
+            total_full += sum(1 for d in score if count.get(d, 0) >= self.min_match)
+            found.append((leaf, offset, score, count, mask))
+        self.total_full = total_full
+        fill = self.fill_below > 0 and total_full < self.fill_below
+        # Whether the page is filled with documents that are not full matches (only then are scores tiered).
+        fill = fill and any(0 < count.get(d, 0) < self.min_match for _, _, score, count, _ in found for d in score)
+        leaves: dict[int, tuple[list[int], list[float]]] = {}
+        for leaf, offset, score, count, mask in found:
+            kept = sorted(d for d in score if count.get(d, 0) >= self.min_match or (fill and count.get(d, 0) > 0))
+            if self.extras and kept:
+                bonus: dict[int, float] = {}
+                for q in self.extras:
+                    _add_scores(bonus, q, leaf, context, weighting)
+                for d in kept:
+                    score[d] += bonus.get(d, 0.0)
+            weights = []
+            for d in kept:
+                # Without filling, every document kept is a full match: the scores stay plain BM25.
+                n = count.get(d, 0)
+                tier = (n if self.tiered else int(n >= self.min_match)) if fill else 0
+                weights.append(tier * TIER + score[d])
+                self._masks[offset + d] = mask[d]
+            leaves[id(leaf.reader())] = (kept, weights)
+        self._leaves = leaves
+
+
+def _unit_scores(unit: UnitQuery, searcher: Any, context: Any, weighting: Any) -> dict[int, float]:
+    """A unit's score in each document that has it: the best of its forms (软件 or 软体, not both added)."""
+    if len(unit.forms) == 1:
+        best: dict[int, float] = {}
+        _add_scores(best, unit.forms[0], searcher, context, weighting)
+        return best
+    best = {}
+    for form in unit.forms:
+        scores: dict[int, float] = {}
+        _add_scores(scores, form, searcher, context, weighting)
+        for docnum, value in scores.items():
+            if value > best.get(docnum, -1.0):
+                best[docnum] = value
+    return best
+
+
+def _add_scores(scores: dict[int, float], q: Any, searcher: Any, context: Any, weighting: Any) -> None:
+    """Add ``q``'s score in each matching document of this segment to ``scores``."""
+    clock = getattr(q, "clock", None)
+    if isinstance(q, wq.Term) and isinstance(weighting, CachedBM25F):
+        if add_term_scores(scores, q, searcher, weighting, clock):
+            return
+    m = q.matcher(searcher, context)
+    get = scores.get
+    while m.is_active():
+        docnum = m.id()
+        scores[docnum] = get(docnum, 0.0) + m.score()
+        m.next()
