@@ -68,7 +68,10 @@ typecheck: $(VENV)/.installed-test
 check: lint typecheck test
 
 # Relevance of zhsearch vs. the tutorial baseline on ../shared/data; report in bench/results/eval.md.
+# The judged keyword set's baselines are BM25 over jieba words and over bigrams, with bm25s (bench only).
+# EVAL_ARGS='--articles-index DIR' reuses an index of articles.jsonl instead of building one.
 eval: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet 'bm25s==0.3.16'
 	$(BIN)/python bench/eval.py --backend $(BACKEND) $(EVAL_ARGS)
 
 # Side-by-side speed benchmark (zhsearch vs. the tutorial baseline; PEERS=1 adds tantivy and SQLite FTS5):

@@ -8,6 +8,11 @@ MRR@10, nDCG@10 (binary gain), Recall@1/10/100, query time and build time.
     .venv/bin/python bench/eval.py [--data ../shared/data] [--sets cmrc,drcd]
         [--systems zhsearch,naive] [--backend whoosh] [--max-queries N] [--out bench/results/eval.md]
 
+The ``keywords`` set is the judged keyword set of ``bench/judged`` over
+``articles.jsonl``, graded 0–3 (``bench/judged_eval.py``): zhsearch against BM25
+over jieba words and over character bigrams. ``--articles-index`` names an
+index of the articles already built (otherwise one is built, a few minutes).
+
 The Markdown report goes to stdout and to ``--out``; progress goes to stderr.
 """
 
@@ -18,7 +23,6 @@ import contextlib
 import importlib
 import json
 import logging
-import math
 import os
 import platform
 import sys
@@ -31,7 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import judged_metrics
 from bench_stats import percentile
+from judged_eval import render_judged, run_judged
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -39,6 +45,8 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DATA_ENV = "ZHSEARCH_BENCH_DATA"
 DEFAULT_OUT = ROOT / "bench" / "results" / "eval.md"
 ALL_SETS = ("cmrc", "drcd", "drcd_simplified", "drcd_cross")
+# The judged keyword set over articles.jsonl (bench/judged): not a passage folder like the others.
+JUDGED_SET = "keywords"
 ALL_SYSTEMS = ("zhsearch", "naive")
 # How many ids each query keeps; Recall@100 needs all of them.
 DEPTH = 100
@@ -81,17 +89,7 @@ def mrr_at(ranked_ids: Sequence[str], relevant: Collection[str], k: int) -> floa
 
 def ndcg_at(ranked_ids: Sequence[str], relevant: Collection[str], k: int) -> float:
     """nDCG@k with binary gain: DCG of the ranking over the DCG of a perfect one."""
-    if not relevant:
-        return 0.0
-    seen: set[str] = set()
-    dcg = 0.0
-    for i, doc_id in enumerate(ranked_ids[:k]):
-        # A system that returns the same id twice must not be credited twice.
-        if doc_id in relevant and doc_id not in seen:
-            dcg += 1.0 / math.log2(i + 2)
-        seen.add(doc_id)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
-    return dcg / ideal
+    return judged_metrics.ndcg_at_k(ranked_ids, dict.fromkeys(relevant, 1), k)
 
 
 def recall_at(ranked_ids: Sequence[str], relevant: Collection[str], k: int) -> float:
@@ -432,7 +430,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=Path, default=None, help=f"benchmark folders (default ${DATA_ENV} or ../shared/data)"
     )
-    parser.add_argument("--sets", default=",".join(ALL_SETS), help="comma-separated benchmark folders")
+    parser.add_argument(
+        "--sets", default=",".join((*ALL_SETS, JUDGED_SET)), help=f"comma-separated benchmark folders, and {JUDGED_SET}"
+    )
+    parser.add_argument("--articles-index", type=Path, default=None, help="an index of articles.jsonl, for keywords")
     parser.add_argument("--systems", default=",".join(ALL_SYSTEMS), help="comma-separated: zhsearch, naive")
     parser.add_argument("--backend", default="whoosh", help="zhsearch index backend")
     parser.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N queries of each set")
@@ -444,6 +445,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in args.systems:
         if name not in ALL_SYSTEMS:
             parser.error(f"unknown system {name!r}; choose from {', '.join(ALL_SYSTEMS)}")
+    args.judged = JUDGED_SET in args.sets
+    args.sets = [s for s in args.sets if s != JUDGED_SET]
+    if args.judged and not (args.data / "articles.jsonl").is_file():
+        parser.error(f"{args.data} lacks articles.jsonl (for the {JUDGED_SET} set)")
     for set_name in args.sets:
         missing = [
             f for f in ("passages.jsonl", "queries.jsonl", "qrels.tsv") if not (args.data / set_name / f).is_file()
@@ -465,6 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     for set_name in args.sets:
         rows += evaluate(args.data / set_name, args.systems, args.backend, args.max_queries)
+    judged = run_judged(args.data / "articles.jsonl", args.articles_index, log=log) if args.judged else None
     elapsed = time.perf_counter() - started
     meta = {
         "Date": when.strftime("%Y-%m-%d %H:%M UTC"),
@@ -477,7 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Queries per set": "all judged" if args.max_queries is None else f"first {args.max_queries}",
         "Run time": f"{elapsed:.0f} s",
     }
-    report = render_report(rows, meta)
+    report = render_report(rows, meta) if rows else ""
+    if judged is not None:
+        report += "\n".join(render_judged(judged)) + "\n"
     sys.stdout.write(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:

@@ -69,7 +69,8 @@ ANALYZER_VERSION = 3
 # The question words of a typed question name what is asked for, not what the
 # answer's text contains.
 QUESTION_WORDS = frozenset(
-    "什么 哪里 哪儿 哪个 哪些 哪 谁 如何 怎么 怎样 怎么样 为什么 为何 多少 几 是否 何时 何 啥 请问 吗".split()
+    "什么 哪里 哪儿 哪个 哪些 哪 谁 如何 怎么 怎样 怎么样 为什么 为何 多少 几 是否 何时 何 啥 请问 吗"
+    " 哪几个 哪几 哪一个 哪一 几个 多久 什么样 为啥".split()
 )
 STOP_WORDS = (
     frozenset("的 了 和 与 及 或 是 在 也 都 就 把 被 这 那 之 等 着 吗 呢 吧 啊 其 而 并".split())

@@ -368,6 +368,17 @@ def _runs(text: str) -> list[tuple[str, list[str], bool]]:
     return runs
 
 
+def _name_runs(terms: list[str]) -> list[list[str]]:
+    """The terms of a Chinese run, with each stretch of two or more single characters grouped."""
+    groups: list[list[str]] = []
+    for term in terms:
+        if len(term) == 1 and groups and len(groups[-1][-1]) == 1 and _is_han(term) and _is_han(groups[-1][-1]):
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+    return groups
+
+
 def _forms(typed: str, terms: list[str], han: bool) -> tuple[tuple[str, ...], ...]:
     if not han:
         return ((terms[0],),) if len(terms) == 1 else (tuple(terms),)
@@ -400,7 +411,14 @@ def _text_units(item: Text, mode: str) -> tuple[list[Unit], bool]:
             if ts[0] not in STOP_WORDS:
                 units.append(Unit(typed, _forms(typed, ts, han), item.field, required=item.required))
             continue
-        for term in ts:
+        for group in _name_runs(ts):
+            if len(group) > 1:
+                # Single characters side by side are a word the dictionary lacks, most often a
+                # name (津蓟, 额亦都, 高畠): one unit, its characters side by side.
+                typed = "".join(group)
+                units.append(Unit(typed, _forms(typed, group, True), item.field))
+                continue
+            term = group[0]
             if term in STOP_WORDS and not lone_alone:
                 continue
             lone = len(term) == 1 and not lone_alone
@@ -435,5 +453,10 @@ def plan_match(items: Iterable[Text | Phrase], mode: str = "auto") -> MatchPlan:
     if kept and not any(u.counts for u in kept):
         kept = [Unit(u.label, u.forms, u.field, u.required, True) for u in kept]
     n = sum(1 for u in kept if u.counts)
-    need = n if mode == "all" or not question or n <= QUESTION_ALL_UP_TO else math.ceil(QUESTION_SHARE * n)
+    need = n if mode == "all" or not question else question_min_match(n)
     return MatchPlan(tuple(kept), need, question)
+
+
+def question_min_match(n: int) -> int:
+    """How many of a question's ``n`` informative words a full match has: all of up to 3, else 60%."""
+    return n if n <= QUESTION_ALL_UP_TO else math.ceil(QUESTION_SHARE * n)

@@ -270,13 +270,16 @@ def _api_url(args: SearchArgs) -> str:
     return url_for("search.api_search") + "?" + urlencode(args.params(explicit=True))
 
 
-@dataclass(frozen=True)
+@dataclass
 class HitRun:
     """Consecutive hits that lack the same words (none, for the full matches)."""
 
     key: tuple[str, ...]
     start: int
     items: list[Hit]
+    # Whether a note above the run can say what the hits below lack: not when a full match
+    # comes later (a question ranks by score, so its hits that lack a word are not all at the end).
+    note: bool = False
 
 
 @bp.app_template_filter("groupby_run")
@@ -289,6 +292,10 @@ def groupby_run(hits: list[Hit], attribute: str) -> list[HitRun]:
             runs[-1].items.append(hit)
         else:
             runs.append(HitRun(key, i, [hit]))
+    full_later = False
+    for run in reversed(runs):
+        run.note = bool(run.key) and not full_later
+        full_later = full_later or not run.key
     return runs
 
 

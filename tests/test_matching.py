@@ -110,3 +110,43 @@ def test_dotnet_after_chinese_is_found(searcher: Searcher) -> None:
     assert full(searcher, ".NET") == {"dotnet"}
     assert full(searcher, ".net") == {"dotnet"}
     assert full(searcher, "C#与.NET") == {"dotnet"}
+
+
+def test_single_characters_side_by_side_in_a_question_are_one_unit() -> None:
+    plan = plan_match(positive_texts(parse_query("额亦都一生有几位妻子？")))
+    assert [(u.label, u.forms, u.counts) for u in plan.units][0] == ("额亦都", (("额", "亦", "都"),), True)
+    assert ("有", False) in [(u.label, u.counts) for u in plan.units]
+
+
+QUESTION_DOCS = {
+    "proxy": "安装 Nginx 之后配置反向代理，把请求转给后端。",
+    "nginx": "安装 Nginx 并修改配置文件。",
+    **{f"other{i}": f"安装软件之前先检查配置，第 {i} 步。" for i in range(6)},
+    "plain1": "今天天气很好。",
+    "plain2": "王沈，字处道，太原晋阳人。",
+}
+
+
+@pytest.fixture(scope="module")
+def question_searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
+    root = tmp_path_factory.mktemp("questions")
+    lines = [json.dumps({"id": k, "title": "", "body": b}, ensure_ascii=False) for k, b in QUESTION_DOCS.items()]
+    (root / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    build_index([root / "docs.jsonl"], root / "index")
+    s = Searcher(root / "index")
+    yield s
+    s.close()
+
+
+def test_a_questions_common_words_only_add_to_the_score(question_searcher: Searcher) -> None:
+    # 安装 and 配置 are in 8 of 10 documents: only Nginx, 反向 and 代理 decide a full match (all
+    # three), where 3 of the 5 words would also let the plain Nginx article through.
+    page = question_searcher.search("怎么安装配置Nginx反向代理？")
+    assert page.total_full == 1 and page.hits[0].id == "proxy"
+    assert page.hits[1].id == "nginx" and page.hits[1].missing == ["反向", "代理"]
+
+
+def test_a_question_with_no_full_match_still_finds_shared_characters(question_searcher: Searcher) -> None:
+    # The segmenter reads 王沈是 as one word, which no document has; its character pairs find the answer.
+    page = question_searcher.search("王沈是哪里人？")
+    assert page.total_full == 0 and page.hits and page.hits[0].id == "plain2"

@@ -9,6 +9,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
+from indexer import Hit
+from service.views import groupby_run
+
 
 def page(client: FlaskClient, **params: object) -> str:
     resp = client.get("/", query_string=params)
@@ -227,3 +230,21 @@ def test_non_http_urls_are_not_links(client: FlaskClient) -> None:
     # Mini-corpus text files have no url at all; their titles must not become links.
     html = page(client, q="LazyCell")
     assert '<h3 class="title"><span class="nolink" tabindex="-1">Rust 1.80' in html
+
+
+def test_the_page_says_where_the_full_matches_end(client: FlaskClient) -> None:
+    html = page(client, q="模型 专家")
+    assert "其中 1 条包含全部关键词" in html
+    notes = re.findall(r'<p class="missing-note">(.*?)</p>', html)
+    assert len(notes) == 2 and all(n.startswith("以下结果不包含：<s>") for n in notes)
+    # The full match comes first, before any note.
+    assert html.index('class="hit"') < html.index("missing-note")
+
+
+def test_hits_that_lack_words_among_full_matches_say_so_one_by_one() -> None:
+    def hit(hit_id: str, missing: list[str]) -> Hit:
+        return Hit(hit_id, "", "", None, "", [], 1.0, "", "", missing)
+
+    runs = groupby_run([hit("a", []), hit("b", ["x"]), hit("c", []), hit("d", ["y"])], "missing")
+    got = [(r.key, r.start, r.note) for r in runs]
+    assert got == [((), 0, False), (("x",), 1, False), ((), 2, False), (("y",), 3, True)]

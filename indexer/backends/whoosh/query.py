@@ -31,7 +31,7 @@ from whoosh.searching import TimeLimit
 from whoosh.system import _INT_SIZE
 
 from ...analysis import han_bigrams, identifier_pieces, subwords
-from ...plan import MatchPlan, plan_match, plan_text
+from ...plan import MatchPlan, plan_match, plan_text, question_min_match
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
 from .scoring import AnyTerm
@@ -442,7 +442,10 @@ def compile_units(
         for u in plan.units
     ]
     extras = _question_extras(plan, clock) if plan.question else []
-    return MatchUnits(units, plan.min_match, tiered=not plan.question, fill_below=fill_below, extras=extras)
+    rule = question_min_match if plan.question and mode != "all" else None
+    return MatchUnits(
+        units, plan.min_match, tiered=not plan.question, fill_below=fill_below, extras=extras, question_min_match=rule
+    )
 
 
 def _form(field: str, terms: tuple[str, ...], clock: Clock | None) -> Any:

@@ -14,10 +14,10 @@ the whole index:
   that have some counted unit are kept too, ranked after them, the ones
   with more (and rarer) units first, in the way of Meilisearch's matching
   strategies;
-- when the page is filled, the tier (how many units a keyword document has,
-  or whether a question's document is a full match) is added to the score
-  as a multiple of ``TIER``, so Whoosh's top-N collector ranks by tier, then
-  by BM25. The store takes the tier back out before anyone sees the score.
+- when a keyword query's page is filled, the tier (how many units a
+  document has) is added to the score as a multiple of ``TIER``, so Whoosh's
+  top-N collector ranks by tier, then by BM25. The store takes the tier back
+  out before anyone sees the score. A question's page ranks by score alone.
 
 Counting needs the whole index before the first segment is matched (whether
 to fill depends on every segment's full matches), so the work is done once per
@@ -26,7 +26,7 @@ search, on the first call to ``matcher``, for all segments.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,8 @@ from whoosh.matching import ListMatcher, NullMatcher, WrappingMatcher
 
 from .scoring import CachedBM25F, add_term_scores
 
+# A question's words found in more than this share of the documents only add to the score.
+COMMON_SHARE = 0.2
 # Added to a document's score once per tier: far above any BM25 sum (a score above 1e5 would need a
 # query of hundreds of rare words, and queries are at most 256 characters).
 TIER = 1e7
@@ -61,6 +63,7 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         tiered: bool,
         fill_below: int = 0,
         extras: Sequence[Any] = (),
+        question_min_match: Callable[[int], int] | None = None,
         boost: float = 1.0,
     ) -> None:
         self.units = list(units)
@@ -68,6 +71,9 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         self.tiered = tiered
         self.fill_below = fill_below
         self.extras = list(extras)
+        # For a question: how many of n counted units make a full match, once its common words are set aside.
+        self.question_min_match = question_min_match
+        self._counted = [u.counts for u in self.units]
         self.boost = boost
         # Set by the first call to matcher: per segment reader, the documents and their scores.
         self._leaves: dict[int, tuple[list[int], list[float]]] | None = None
@@ -97,14 +103,31 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         """True once a search has counted the matches (False when it stopped before)."""
         return self._leaves is not None
 
+    def _choose_counted(self, top: Any, frequencies: list[int]) -> None:
+        """Which units count toward a full match: for a question, not those in most of the collection.
+
+        A question's common words (使用, 查看, Linux in a Linux collection) are
+        scored but not required, as in Elasticsearch's common terms query:
+        otherwise a question of common words matches most of the collection.
+        """
+        self._counted = [u.counts for u in self.units]
+        if self.question_min_match is None:
+            return
+        limit = COMMON_SHARE * max(1, top.doc_count())
+        rare = [u.counts and f <= limit for u, f in zip(self.units, frequencies, strict=True)]
+        if any(rare):
+            self._counted = rare
+            self.min_match = self.question_min_match(sum(rare))
+
     def missing(self, docnum: int) -> tuple[str, ...]:
         """The labels of the counted units that document ``docnum`` (a top-level number) lacks; () for a full match.
 
         A question's full match may lack some of its words: it has enough of them.
         """
         mask = self._masks.get(docnum, 0)
-        lacking = tuple(u.label for i, u in enumerate(self.units) if u.counts and not mask >> i & 1)
-        counted = sum(1 for u in self.units if u.counts)
+        counted_units = [u for u, c in zip(self.units, self._counted, strict=True) if c]
+        lacking = tuple(u.label for i, u in enumerate(self.units) if self._counted[i] and not mask >> i & 1)
+        counted = len(counted_units)
         return lacking if counted - len(lacking) < self.min_match else ()
 
     def tier_of(self, score: float) -> tuple[int, float]:
@@ -129,18 +152,23 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         for i, unit in enumerate(self.units):
             if unit.required:
                 required |= 1 << i
+        leaf_scores = [
+            (leaf, offset, [_unit_scores(unit, leaf, context, weighting) for unit in self.units])
+            for leaf, offset in top.leaf_searchers()
+        ]
+        self._choose_counted(top, [sum(len(s[i]) for _, _, s in leaf_scores) for i in range(len(self.units))])
         found: list[tuple[Any, int, dict[int, float], dict[int, int], dict[int, int]]] = []
         total_full = 0
-        for leaf, offset in top.leaf_searchers():
+        for leaf, offset, unit_scores in leaf_scores:
             score: dict[int, float] = {}
             count: dict[int, int] = {}
             mask: dict[int, int] = {}
-            for i, unit in enumerate(self.units):
-                bit = 1 << i
-                for docnum, value in _unit_scores(unit, leaf, context, weighting).items():
+            for i, scores in enumerate(unit_scores):
+                bit, counts = 1 << i, self._counted[i]
+                for docnum, value in scores.items():
                     score[docnum] = score.get(docnum, 0.0) + value
                     mask[docnum] = mask.get(docnum, 0) | bit
-                    if unit.counts:
+                    if counts:
                         count[docnum] = count.get(docnum, 0) + 1
             if required:
                 for docnum in [d for d, m in mask.items() if m & required != required]:
@@ -153,19 +181,30 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         # Whether the page is filled with documents that are not full matches (only then are scores tiered).
         fill = fill and any(0 < count.get(d, 0) < self.min_match for _, _, score, count, _ in found for d in score)
         leaves: dict[int, tuple[list[int], list[float]]] = {}
+        # A question's page is filled with every document its words score in, down to a shared
+        # character bigram (a name the segmenter cut differently), ranked after the full matches.
+        loose = self.fill_below > 0 and total_full < self.fill_below and not self.tiered and not required
+        fill = fill or (loose and bool(self.extras))
         for leaf, offset, score, count, mask in found:
-            kept = sorted(d for d in score if count.get(d, 0) >= self.min_match or (fill and count.get(d, 0) > 0))
-            if self.extras and kept:
+            kept_set = {d for d in score if count.get(d, 0) >= self.min_match or (fill and count.get(d, 0) > 0)}
+            if self.extras and (kept_set or loose):
                 bonus: dict[int, float] = {}
                 for q in self.extras:
                     _add_scores(bonus, q, leaf, context, weighting)
-                for d in kept:
+                if loose:
+                    for d in bonus:
+                        if d not in score:
+                            score[d], mask[d] = 0.0, 0
+                    kept_set.update(bonus)
+                for d in kept_set:
                     score[d] += bonus.get(d, 0.0)
+            kept = sorted(kept_set)
             weights = []
             for d in kept:
-                # Without filling, every document kept is a full match: the scores stay plain BM25.
-                n = count.get(d, 0)
-                tier = (n if self.tiered else int(n >= self.min_match)) if fill else 0
+                # Without filling, every document kept is a full match: the scores stay plain BM25. A
+                # question's page ranks by score alone: its full matches are a count, not a tier (on the
+                # question benchmarks, tiers put articles with more words above the one that answers).
+                tier = count.get(d, 0) if fill and self.tiered else 0
                 weights.append(tier * TIER + score[d])
                 self._masks[offset + d] = mask[d]
             leaves[id(leaf.reader())] = (kept, weights)
