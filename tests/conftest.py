@@ -36,6 +36,32 @@ def _jieba() -> None:
     init_jieba()
 
 
+ARTICLES = ROOT.parent / "shared" / "data" / "articles.jsonl"
+# An index of the shared articles already built, to skip the build while developing.
+PREBUILT_ENV = "ZHSEARCH_TEST_ARTICLES_INDEX"
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test that needs something absent, saying why; under CI=true, fail instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true, so this test must run")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def articles_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of the 8,682 shared articles, built once per session (or the one ZHSEARCH_TEST_ARTICLES_INDEX names)."""
+    prebuilt = os.environ.get(PREBUILT_ENV)
+    if prebuilt:
+        return Path(prebuilt)
+    if not ARTICLES.is_file():
+        unavailable(f"{ARTICLES} is missing (the shared articles)")
+    out = tmp_path_factory.mktemp("articles") / "index"
+    stats = build_index([ARTICLES], out)
+    assert stats.indexed > 8000, stats.skipped
+    return out
+
+
 @pytest.fixture(scope="session")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real index over the mini corpus (jieba start-up is slow, so build it once)."""

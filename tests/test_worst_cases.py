@@ -16,7 +16,6 @@ the articles already built, to skip the build.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.error
@@ -30,14 +29,8 @@ from urllib.parse import urlencode
 import pytest
 from harness import Server, log_tail, zhsearch_server
 
-from indexer import build_index
-
-from .conftest import ROOT
-
 pytestmark = pytest.mark.slow
 
-ARTICLES = ROOT.parent / "shared" / "data" / "articles.jsonl"
-PREBUILT_ENV = "ZHSEARCH_TEST_ARTICLES_INDEX"
 LIMIT_S = 1.0
 # Time allowed after the limit: highlighting what was found, facets, rendering, HTTP.
 GRACE_S = 0.5
@@ -62,26 +55,6 @@ WORST = {
     "many common words": " ".join(WORDS * 3)[:256],
     "long question": ("".join(WORDS) + "是什么？")[:256],
 }
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true, so the worst-case tests must run")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def articles_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An index of the shared articles, built once per session (or the one ZHSEARCH_TEST_ARTICLES_INDEX names)."""
-    prebuilt = os.environ.get(PREBUILT_ENV)
-    if prebuilt:
-        return Path(prebuilt)
-    if not ARTICLES.is_file():
-        _unavailable(f"{ARTICLES} is missing (the shared articles)")
-    out = tmp_path_factory.mktemp("articles") / "index"
-    stats = build_index([ARTICLES], out)
-    assert stats.indexed > 8000, stats.skipped
-    return out
 
 
 @pytest.fixture(scope="module")
