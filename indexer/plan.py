@@ -369,14 +369,24 @@ def _runs(text: str) -> list[tuple[str, list[str], bool]]:
 
 
 def _name_runs(terms: list[str]) -> list[list[str]]:
-    """The terms of a Chinese run, with each stretch of two or more single characters grouped."""
+    """The terms of a Chinese run, with each stretch of single characters grouped when it reads as a name.
+
+    A stretch counts when at least two of its characters are not stop words
+    (额亦都 is one, though 都 is a stop word); 是谁 and 的 are not names.
+    """
     groups: list[list[str]] = []
     for term in terms:
         if len(term) == 1 and groups and len(groups[-1][-1]) == 1 and _is_han(term) and _is_han(groups[-1][-1]):
             groups[-1].append(term)
         else:
             groups.append([term])
-    return groups
+    out: list[list[str]] = []
+    for group in groups:
+        if len(group) > 1 and sum(1 for t in group if t not in STOP_WORDS) < 2:
+            out.extend([t] for t in group)
+        else:
+            out.append(group)
+    return out
 
 
 def _forms(typed: str, terms: list[str], han: bool) -> tuple[tuple[str, ...], ...]:
