@@ -382,10 +382,17 @@ def _name_runs(terms: list[str]) -> list[list[str]]:
             groups.append([term])
     out: list[list[str]] = []
     for group in groups:
-        if len(group) > 1 and sum(1 for t in group if t not in STOP_WORDS) < 2:
-            out.extend([t] for t in group)
+        # A stop word at either end (前赵的, 米饼是) belongs to the sentence, not to the name.
+        start, end = 0, len(group)
+        while start < end and group[start] in STOP_WORDS:
+            start += 1
+        while end > start and group[end - 1] in STOP_WORDS:
+            end -= 1
+        name = group[start:end]
+        if len(name) > 1 and sum(1 for t in name if t not in STOP_WORDS) >= 2:
+            out += [[t] for t in group[:start]] + [name] + [[t] for t in group[end:]]
         else:
-            out.append(group)
+            out.extend([t] for t in group)
     return out
 
 
@@ -424,17 +431,20 @@ def _text_units(item: Text, mode: str) -> tuple[list[Unit], bool]:
         for group in _name_runs(ts):
             if len(group) > 1:
                 # Single characters side by side are a word the dictionary lacks, most often a
-                # name (津蓟, 额亦都, 高畠): one unit, its characters side by side.
+                # name (津蓟, 额亦都, 高畠): one unit, its characters side by side. The characters
+                # still score one by one below, as a question's other lone characters do.
                 typed = "".join(group)
                 units.append(Unit(typed, _forms(typed, group, True), item.field))
-                continue
-            term = group[0]
-            if term in STOP_WORDS and not lone_alone:
-                continue
-            lone = len(term) == 1 and not lone_alone
-            if lone and item.relaxed:
-                continue  # the loose fallback never falls back to a lone character of a longer word
-            units.append(Unit(term, _forms(term, [term], True), item.field, counts=not lone))
+            for term in group:
+                if term in STOP_WORDS and not lone_alone:
+                    continue
+                lone = len(term) == 1 and not lone_alone
+                if lone and item.relaxed:
+                    continue  # the loose fallback never falls back to a lone character of a longer word
+                units.append(Unit(term, _forms(term, [term], True), item.field, counts=not lone))
+    if not units and not item.relaxed:
+        # Stop words alone (是谁): they are all there is to search for.
+        units = [Unit(t, ((t,),), item.field) for t in dict.fromkeys(terms)]
     return units, question
 
 

@@ -113,9 +113,11 @@ def test_dotnet_after_chinese_is_found(searcher: Searcher) -> None:
 
 
 def test_single_characters_side_by_side_in_a_question_are_one_unit() -> None:
-    plan = plan_match(positive_texts(parse_query("额亦都一生有几位妻子？")))
-    assert [(u.label, u.forms, u.counts) for u in plan.units][0] == ("额亦都", (("额", "亦", "都"),), True)
-    assert ("有", False) in [(u.label, u.counts) for u in plan.units]
+    plan = plan_match(positive_texts(parse_query("津蓟铁路沿线设置了哪几个站点？")))
+    assert [(u.label, u.forms, u.counts) for u in plan.units][0] == ("津蓟", (("津", "蓟"),), True)
+    # Each character still scores on its own; a stop word at the end is not part of the name.
+    assert [(u.label, u.counts) for u in plan.units][1:3] == [("津", False), ("蓟", False)]
+    assert [u.label for u in plan_match(positive_texts(parse_query("前趙的建立者是誰?"))).counted] == ["前赵", "建立"]
 
 
 QUESTION_DOCS = {

@@ -35,6 +35,9 @@ from whoosh.matching import ListMatcher, NullMatcher, WrappingMatcher
 
 from .scoring import CachedBM25F, add_term_scores
 
+# A unit written another way than typed (软体 for 软件, the other region's word) scores this much of
+# the same match as typed: the word as typed is the surer sign of what the user meant.
+OTHER_FORM_WEIGHT = 0.8
 # A question's words found in more than this share of the documents only add to the score.
 COMMON_SHARE = 0.2
 # Added to a document's score once per tier: far above any BM25 sum (a score above 1e5 would need a
@@ -218,10 +221,12 @@ def _unit_scores(unit: UnitQuery, searcher: Any, context: Any, weighting: Any) -
         _add_scores(best, unit.forms[0], searcher, context, weighting)
         return best
     best = {}
-    for form in unit.forms:
+    for i, form in enumerate(unit.forms):
         scores: dict[int, float] = {}
         _add_scores(scores, form, searcher, context, weighting)
+        weight = 1.0 if i == 0 else OTHER_FORM_WEIGHT
         for docnum, value in scores.items():
+            value *= weight
             if value > best.get(docnum, -1.0):
                 best[docnum] = value
     return best
