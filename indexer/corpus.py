@@ -45,6 +45,7 @@ from .readers.formats import (
     NotRegularFileError,
     Problem,
     count_items,
+    nested_leaves,
     reader_for,
     special_file_kind,
     too_large,
@@ -258,7 +259,7 @@ def _parse_tags(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items: list[Any] = value.split(",")
     elif isinstance(value, list | tuple):
-        items = _flatten(value)
+        items = list(nested_leaves(value))
     else:
         raise ValueError(f"tags must be a list or a comma-separated string, not {type(value).__name__}")
     # A dict keeps insertion order and finds duplicates in constant time.
@@ -314,21 +315,6 @@ def _known_id(data: Mapping[str, Any]) -> str:
         return _record_id(data, "")
     except ValueError:
         return ""
-
-
-def _flatten(value: list[Any] | tuple[Any, ...]) -> list[Any]:
-    # Iterative: no nesting of lists (JSON allows about 900 levels) exhausts the stack.
-    leaves: list[Any] = []
-    stack = [iter(value)]
-    while stack:
-        item = next(stack[-1], _MISSING)
-        if item is _MISSING:
-            stack.pop()
-        elif isinstance(item, list | tuple):
-            stack.append(iter(item))
-        else:
-            leaves.append(item)
-    return leaves
 
 
 def _lookup(data: Mapping[str, Any], key: str) -> Any:

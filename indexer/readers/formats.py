@@ -491,12 +491,8 @@ def read_csv(path: Path, options: FormatOptions) -> Iterator[Item]:
 # -- Markdown, plain text, HTML -----------------------------------------------
 
 
-def _flatten(value: Any) -> list[Any]:
-    """The leaves of nested lists, in order (Hexo writes nested categories as ``[[parent, child]]``).
-
-    Iterative, so no depth of nesting can exhaust the stack; strings are split at commas.
-    """
-    leaves: list[Any] = []
+def nested_leaves(value: Any) -> Iterator[Any]:
+    """The leaves of nested lists and tuples, in order; iterative, so no depth of nesting exhausts the stack."""
     stack: list[Iterator[Any]] = [iter([value])]
     while stack:
         item = next(stack[-1], _END)
@@ -504,7 +500,15 @@ def _flatten(value: Any) -> list[Any]:
             stack.pop()
         elif isinstance(item, list | tuple):
             stack.append(iter(item))
-        elif isinstance(item, str):
+        else:
+            yield item
+
+
+def _flatten(value: Any) -> list[Any]:
+    """The leaves of nested lists, strings split at commas (Hexo writes nested categories as ``[[parent, child]]``)."""
+    leaves: list[Any] = []
+    for item in nested_leaves(value):
+        if isinstance(item, str):
             leaves.extend(item.split(","))
         elif item is not None:
             leaves.append(item)
