@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from whoosh import index as whoosh_index
 from whoosh import sorting
@@ -818,14 +818,18 @@ class WhooshStore:
                     with contextlib.suppress(Exception):
                         _cancel_writer(writer)
                     _close_files(writer)
-                with contextlib.suppress(Exception):
-                    ix.close()
-                self._discard_generation(tmp)
-                if isinstance(exc, OSError):
-                    raise self._write_error(exc) from None
-                raise
+                self._abandon(ix, tmp, exc)
         self._close_reader()
         return count
+
+    def _abandon(self, ix: Any, tmp: Path, exc: BaseException) -> NoReturn:
+        """Close a failed build's index, remove its generation, and raise (a write error as one line)."""
+        with contextlib.suppress(Exception):
+            ix.close()
+        self._discard_generation(tmp)
+        if isinstance(exc, OSError):
+            raise self._write_error(exc) from None
+        raise exc
 
     def _change_in_place(self, gen: Path, work: Callable[[Any], Any]) -> Any:
         """Run ``work(writer)`` on the live generation and commit it, all or nothing.
@@ -903,12 +907,7 @@ class WhooshStore:
             ix.close()
             return self._publish(tmp)
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                ix.close()
-            self._discard_generation(tmp)
-            if isinstance(exc, OSError):
-                raise self._write_error(exc) from None
-            raise
+            self._abandon(ix, tmp, exc)
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; return those that existed."""
