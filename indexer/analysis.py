@@ -303,6 +303,11 @@ def folded_pattern(folded: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+def load_fold_tables() -> None:
+    """Build the character folding tables now (about 0.6 s), not inside the first query's time limit."""
+    _unfold_table()
+
+
 @functools.cache
 def _unfold_table() -> dict[str, str]:
     """Each folded character with the other characters that fold to it (经 → 經)."""

@@ -29,7 +29,15 @@ from pathlib import Path
 
 import opencc
 
-from .analysis import QUESTION_WORDS, STOP_WORDS, identifier_pieces, iter_terms, normalize, query_terms
+from .analysis import (
+    QUESTION_WORDS,
+    STOP_WORDS,
+    identifier_pieces,
+    iter_terms,
+    load_fold_tables,
+    normalize,
+    query_terms,
+)
 from .query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
 
 SYNONYMS_ENV = "ZHSEARCH_SYNONYMS"
@@ -315,12 +323,27 @@ _CONVERTERS: dict[str, opencc.OpenCC] = {}
 _converters_lock = threading.Lock()
 
 
-def _convert(config: str, text: str) -> str:
+# The OpenCC configurations regional_forms uses.
+_REGIONAL_CONFIGS = ("tw2sp", "s2twp", "s2t")
+
+
+def _converter(config: str) -> opencc.OpenCC:
     converter = _CONVERTERS.get(config)
     if converter is None:
         with _converters_lock:
             converter = _CONVERTERS.setdefault(config, opencc.OpenCC(config))
-    return str(converter.convert(text))
+    return converter
+
+
+def _convert(config: str, text: str) -> str:
+    return str(_converter(config).convert(text))
+
+
+def load_tables() -> None:
+    """Load the folding tables and OpenCC's phrase tables now, not inside the first query's time limit."""
+    load_fold_tables()
+    for config in _REGIONAL_CONFIGS:
+        _converter(config)
 
 
 def regional_forms(text: str) -> list[str]:

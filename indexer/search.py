@@ -18,7 +18,7 @@ from .backends import IndexTarget, open_store
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
-from .plan import MODES, Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_terms
+from .plan import MODES, Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_terms, load_tables
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
 from .rank import Proximity, proximity, rerank_by_proximity
 from .store import FACETS, SORTS, IndexInfo, IndexStore, RawPage, SearchRequest
@@ -153,8 +153,9 @@ class Searcher:
         store: IndexStore | None = None,
         synonyms: str | Path | None = None,
     ) -> None:
-        # Load jieba's dictionary now, not inside the first query's timing.
+        # Load jieba's dictionary and the folding tables now, not inside the first query's time limit.
         init_jieba()
+        load_tables()
         self.store = store if store is not None else open_store(index)
         self.synonyms = Synonyms(synonyms)
 
