@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from highlight_eval import MarkCount, count_marks
 from judged_metrics import JudgedQuery, load_qrels, load_queries, ndcg_at_k
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -34,6 +35,8 @@ BASELINES = ("jieba-bm25", "bigram-bm25")
 # A question whose full matches exceed this share of the collection describes nothing.
 BROAD_SHARE = 0.25
 K = 10
+# Marks on a lone character the query never typed alone, as a share of all marks: at most this.
+LONE_MARK_TARGET = 0.01
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class JudgedResult:
     totals_full: dict[str, int]
     documents: int
     seconds: float
+    # zhsearch's marks in the top 10 titles and snippets of every query.
+    marks: MarkCount
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -92,7 +97,10 @@ def run_judged(
     questions: list[JudgedQuery] = [q for q in queries if q.kind == "question"]
     totals_full = {q.qid: pages[q.qid].total_full for q in questions}
     broad = [(q.qid, q.query, totals_full[q.qid]) for q in questions if totals_full[q.qid] > BROAD_SHARE * documents]
-    return JudgedResult(ndcg, unjudged, broad, totals_full, documents, time.perf_counter() - started)
+    marks = MarkCount()
+    for q in queries:
+        count_marks(q.query, [html for h in pages[q.qid].hits for html in (h.title_html, h.snippet_html)], marks)
+    return JudgedResult(ndcg, unjudged, broad, totals_full, documents, time.perf_counter() - started, marks)
 
 
 def render_judged(result: JudgedResult) -> list[str]:
@@ -129,5 +137,18 @@ def render_judged(result: JudgedResult) -> list[str]:
         f"{len(result.totals_full)} (largest total_full {most:,})"
         + ("." if not result.broad else ": " + "; ".join(f"{qid} {q} {n:,}" for qid, q, n in result.broad) + ".")
     )
+    marks = result.marks
+    verdict = "met" if marks.share <= LONE_MARK_TARGET else "NOT met"
+    lines += [
+        "",
+        "### Highlight precision",
+        "",
+        f"Marks in zhsearch's top {K} titles and snippets that are a lone Chinese character the query never "
+        f"typed alone: {marks.lone} of {marks.marks:,} ({marks.share:.2%}; "
+        f"target ≤ {LONE_MARK_TARGET:.0%}: {verdict}).",
+    ]
+    if marks.examples:
+        lines += ["", "Examples:", ""] + [f"- {example}" for example in marks.examples]
+    lines.append("")
     lines.append(f"Run time {result.seconds:.0f} s.")
     return lines

@@ -1,30 +1,51 @@
-"""Highlighting: find query terms in stored text and wrap them in ``<mark>``.
+"""Highlighting: find what a query matched in stored text and wrap it in ``<mark>``.
 
 Whoosh's highlighter re-segments every stored article for every hit, which
-costs more than the search itself on long Chinese articles. Here each query
-term (already folded: half-width, lowercase, simplified) is located with a
-regular expression that matches every way of writing it, so the text itself
-is neither segmented nor folded. The matches land on the characters as
-written, and everything outside ``<mark>`` is HTML-escaped.
+costs more than the search itself on long Chinese articles. Here each thing
+to mark (a query unit's form: folded terms that sit side by side, see
+``indexer.plan.highlight_forms``) is located with a regular expression that
+matches every way of writing it, so the text itself is neither segmented nor
+folded. A typed run is marked only where its pieces stand together (大模型,
+not the 大 of 大会), an identifier only as a whole (4.5, not the 5 of 0.5B).
+The matches land on the characters as written, and everything outside
+``<mark>`` is HTML-escaped.
+
+Snippets are cut from the article's text with Markdown and HTML markup
+taken out (``plain_text``); the stored text stays as it was.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import time
-from collections.abc import Iterable
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 
 from .analysis import STOP_WORDS, folded_pattern, normalize
 
-SNIPPET_CHARS = 160
-# How much context to show before the first match of the chosen passage.
-LEAD_CHARS = 30
+# A snippet's length in columns: a Chinese character takes two, a Latin letter one. About 140
+# columns is three lines of the result list on a 360 px phone, whatever the script.
+SNIPPET_COLUMNS = 140
+# How much context to show before the first match of the chosen passage, in columns.
+LEAD_COLUMNS = 24
+# A word cut at the snippet's edge is moved out whole when it is at most this long, else dropped.
+MAX_WORD_STRETCH = 16
 MAX_MATCHES_PER_TERM = 2000
 _SENTENCE_END = "。！？!?；;\n"
+# Without a sentence end, a passage starts after one of these when it is this close.
+_BREAKS = "，、：:,） )」』】》 \t"
+_BREAK_LOOKAHEAD = 10
 _WS_RE = re.compile(r"\s+")
+# Characters of a Latin word, number or identifier: a snippet never starts or ends inside a run of them.
+_WORDISH_RE = re.compile(r"[A-Za-z0-9_\-.+#/:@%&=?~\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
+_IDENT_SEP_RE = re.compile(r"[-_.]")
 
 Span = tuple[int, int]
+# One form of a query unit: folded terms that sit side by side (a single term for a plain word).
+Form = tuple[str, ...]
 
 
 def _kind(ch: str) -> str:
@@ -45,30 +66,86 @@ def _at_boundary(text: str, start: int, end: int) -> bool:
     return not (last and end < len(text) and _kind(text[end]) == last)
 
 
-def find_spans(text: str, terms: Iterable[str], deadline: float | None = None) -> list[Span]:
-    """Non-overlapping ``(start, end)`` character spans of ``terms`` in ``text``, merged when adjacent.
+def _is_han(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in "WF" and ch.isalpha()
 
-    Longer terms win over the shorter terms they contain, so the whole
-    identifier or word is marked. Once ``deadline`` (a ``time.monotonic()``
-    value) has passed, the terms not yet looked for are left unmarked.
+
+def _term_pattern(term: str) -> str:
+    """The pattern of one folded term: an identifier also as written with other separators.
+
+    A query for python3 matches "Python 3", and 4.5 matches "4 5" (the index
+    holds an identifier's pieces at successive positions), so both are marked.
     """
-    found: list[Span] = []
-    for term in {t for t in terms if t and t not in STOP_WORDS}:
+    if term.isascii() and any(c.isalnum() for c in term) and re.fullmatch(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*", term):
+        pieces = re.findall(r"[a-z]+|[0-9]+|[-_.]", term)
+        out: list[str] = []
+        for i, piece in enumerate(pieces):
+            if _IDENT_SEP_RE.fullmatch(piece):
+                out.append(r"[-_. ]")
+            else:
+                if i > 0 and not _IDENT_SEP_RE.fullmatch(pieces[i - 1]):
+                    out.append(r"[-_. ]?")  # python3 and "python 3" alike
+                out.append(folded_pattern(piece).pattern)
+        return "".join(out)
+    return folded_pattern(term).pattern
+
+
+@functools.lru_cache(maxsize=1024)
+def _form_pattern(form: Form) -> re.Pattern[str]:
+    """The pattern of a unit's form: its terms side by side, with only spacing or punctuation between words."""
+    parts: list[str] = []
+    for i, term in enumerate(form):
+        if i > 0:
+            han = _is_han(form[i - 1][-1]) and _is_han(term[0])
+            # Chinese pieces of one run stand together (a line break may fall between them);
+            # words of a phrase are separated by a space or a little punctuation.
+            parts.append(r"\s{0,2}" if han else r"(?:[^\w]|_){0,3}")
+        parts.append(_term_pattern(term))
+    return re.compile("".join(parts))
+
+
+def _as_forms(marks: Iterable[str | Sequence[str]]) -> list[Form]:
+    forms: list[Form] = []
+    for mark in marks:
+        form = (mark,) if isinstance(mark, str) else tuple(mark)
+        form = tuple(t for t in form if t)
+        # A stop word alone is never marked (的, 是); inside a phrase it is part of the phrase.
+        if form and not (len(form) == 1 and form[0] in STOP_WORDS):
+            forms.append(form)
+    return list(dict.fromkeys(forms))
+
+
+def find_matches(
+    text: str, marks: Iterable[str | Sequence[str]], deadline: float | None = None
+) -> list[tuple[int, int, int]]:
+    """Every ``(start, end, mark index)`` where a mark is found, before spans are merged.
+
+    ``marks`` are forms (tuples of folded terms that must stand together) or
+    single terms. Once ``deadline`` (a ``time.monotonic()`` value) has passed,
+    the marks not yet looked for are left unfound.
+    """
+    found: list[tuple[int, int, int]] = []
+    for index, form in enumerate(_as_forms(marks)):
         if deadline is not None and time.monotonic() >= deadline:
             break
         count = 0
         # Only an English word or number can run on into its neighbours.
-        bounded = bool(_kind(term[0]) or _kind(term[-1]))
-        for match in folded_pattern(term).finditer(text):
+        bounded = bool(_kind(form[0][0]) or _kind(form[-1][-1]))
+        for match in _form_pattern(form).finditer(text):
             start, end = match.span()
-            if not bounded or _at_boundary(text, start, end):
-                found.append((start, end))
+            if start < end and (not bounded or _at_boundary(text, start, end)):
+                found.append((start, end, index))
                 count += 1
                 if count >= MAX_MATCHES_PER_TERM:
                     break
-    found.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    return found
+
+
+def merge_spans(matches: Iterable[tuple[int, int, int]]) -> list[Span]:
+    """Non-overlapping spans from matches: the longer wins where they overlap, touching ones join."""
+    ordered = sorted(((s, e) for s, e, _ in matches), key=lambda m: (m[0], -(m[1] - m[0])))
     spans: list[Span] = []
-    for start, end in found:
+    for start, end in ordered:
         if spans and start < spans[-1][1]:
             if end > spans[-1][1] and start == spans[-1][0]:
                 spans[-1] = (start, end)
@@ -79,6 +156,15 @@ def find_spans(text: str, terms: Iterable[str], deadline: float | None = None) -
         else:
             spans.append((start, end))
     return spans
+
+
+def find_spans(text: str, marks: Iterable[str | Sequence[str]], deadline: float | None = None) -> list[Span]:
+    """Non-overlapping ``(start, end)`` character spans of ``marks`` in ``text``, merged when adjacent.
+
+    Longer matches win over the shorter ones they contain, so the whole
+    identifier or word is marked. See ``find_matches`` for ``marks`` and ``deadline``.
+    """
+    return merge_spans(find_matches(text, marks, deadline))
 
 
 def render(text: str, spans: Iterable[Span], start: int = 0, end: int | None = None) -> str:
@@ -97,52 +183,197 @@ def render(text: str, spans: Iterable[Span], start: int = 0, end: int | None = N
     return "".join(out)
 
 
-def highlight_all(text: str, terms: Iterable[str], deadline: float | None = None) -> str:
-    """The whole text, escaped, with every match marked (used for titles); see ``find_spans`` for ``deadline``."""
-    return render(text, find_spans(text, terms, deadline))
+def highlight_all(text: str, marks: Iterable[str | Sequence[str]], deadline: float | None = None) -> str:
+    """The whole text, escaped, with every match marked (used for titles); see ``find_matches``."""
+    return render(text, find_spans(text, marks, deadline))
 
 
-def _best_window(spans: list[Span], width: int) -> int:
-    """Index of the span that starts the window covering the most matched text."""
-    best, best_score = 0, -1
-    j = 0
-    covered = 0
-    for i, (s, _) in enumerate(spans):
-        if i > 0:
-            covered -= spans[i - 1][1] - spans[i - 1][0]
-        j = max(j, i)
-        while j < len(spans) and spans[j][1] <= s + width:
-            covered += spans[j][1] - spans[j][0]
-            j += 1
-        if covered > best_score:
-            best, best_score = i, covered
-    return best
+# -- plain text for snippets -----------------------------------------------------------------------
+
+_TAG_RE = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)(?:\s[^<>]{0,500})?/?>")
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 header hr li"
+    " main nav ol p pre section table tbody td tfoot th thead tr ul".split()
+)
+# Each (pattern, replacement) takes one kind of markup out; they run in this order.
+_MARKUP: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+    # Comments never show.
+    (re.compile(r"<!--.*?-->", re.S), " "),
+    # Escaped line breaks and tabs left by a careless export ("\n" as two characters).
+    (re.compile(r"\\[nrt]"), " "),
+    # Fenced code markers, tables' separator rows and horizontal rules: lines of markup only.
+    (re.compile(r"^[ \t]*(?:```|~~~)[^\n]*$", re.M), " "),
+    (re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$", re.M), " "),
+    (re.compile(r"^[ \t]*(?:[-*_][ \t]*){3,}$", re.M), " "),
+    # Images keep their description, links their text.
+    (re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)"), r"\1"),
+    (re.compile(r"\[([^\]\n]+)\]\([^)\n]*\)"), r"\1"),
+    (re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]"), r"\1"),
+    # HTML tags (the text between them stays): a block's tag is a break, an inline one (<b>) nothing.
+    (_TAG_RE, lambda m: " " if m.group(1).lower() in _BLOCK_TAGS else ""),
+    # Line starts: headings, quotes, list bullets.
+    (re.compile(r"^[ \t]*#{1,6}[ \t]+", re.M), ""),
+    (re.compile(r"^[ \t]*(?:>[ \t]?)+", re.M), ""),
+    (re.compile(r"^[ \t]*[-*+][ \t]+", re.M), ""),
+    # Emphasis, strike-through and code spans: the marks go, the words stay. A lone _ or * inside
+    # a word (x86_64, a*b) is text.
+    (re.compile(r"\*\*|__(?=\S)|(?<=\S)__|~~|`+"), ""),
+    (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), r"\1"),
+    # Table cells.
+    (re.compile(r"[ \t]*\|[ \t]*"), " "),
+]
 
 
-def snippet(text: str, terms: Iterable[str], width: int = SNIPPET_CHARS, deadline: float | None = None) -> str:
-    """About ``width`` characters of ``text`` around its best-matching passage, as safe HTML.
+def plain_text(text: str) -> str:
+    """``text`` with Markdown and HTML markup and escaped line breaks taken out, for snippets."""
+    for pattern, replacement in _MARKUP:
+        text = pattern.sub(replacement, text)
+    if "&" in text:
+        text = html.unescape(text)
+    return text
 
-    Matched terms are wrapped in ``<mark>``; an ellipsis shows where the
-    passage was cut. With no match, the snippet is the start of the text.
-    See ``find_spans`` for ``deadline``.
+
+# -- choosing the passage --------------------------------------------------------------------------
+
+
+def _columns(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def _end_after(text: str, start: int, columns: int) -> int:
+    """The index ``columns`` display columns after ``start``."""
+    used, i, n = 0, start, len(text)
+    while i < n and used < columns:
+        used += _columns(text[i])
+        i += 1
+    return i
+
+
+def _start_before(text: str, end: int, columns: int) -> int:
+    """The index ``columns`` display columns before ``end``."""
+    used, i = 0, end
+    while i > 0 and used < columns:
+        i -= 1
+        used += _columns(text[i])
+    return i
+
+
+def _best_match(matches: list[tuple[int, int, int]], text: str, columns: int) -> int:
+    """The start of the passage of ``columns`` with the most distinct marks, then the rarest in the article.
+
+    A mark found fewer times in the article weighs more, so the window holding
+    the one mention of 混合专家 beats one with three loose 专家.
     """
-    spans = find_spans(text, terms, deadline)
+    matches = sorted(matches)
+    seen = Counter(m for _, _, m in matches)
+    weight = {m: 1.0 / n for m, n in seen.items()}
+    inside: Counter[int] = Counter()
+    best_start, best_key = matches[0][0], (-1, -1.0)
+    j = 0
+    for i, (start, _, _) in enumerate(matches):
+        limit = _end_after(text, start, columns)
+        while j < len(matches) and matches[j][1] <= limit:
+            inside[matches[j][2]] += 1
+            j += 1
+        key = (len(inside), sum(weight[m] for m in inside))
+        if key > best_key:
+            best_start, best_key = start, key
+        if j > i:
+            mark = matches[i][2]
+            inside[mark] -= 1
+            if not inside[mark]:
+                del inside[mark]
+        else:
+            j = i + 1
+    return best_start
+
+
+def _wordish(ch: str) -> bool:
+    return bool(_WORDISH_RE.match(ch))
+
+
+def _word_start(text: str, i: int) -> int:
+    """Where the Latin word or identifier running through ``text[i - 1:i + 1]`` starts (``i`` if none)."""
+    while i > 0 and _wordish(text[i - 1]):
+        i -= 1
+    return i
+
+
+def _word_end(text: str, i: int) -> int:
+    """Where the Latin word or identifier that ``text[i]`` is in ends (``i`` if none)."""
+    while i < len(text) and _wordish(text[i]):
+        i += 1
+    return i
+
+
+def _cut_start(text: str, start: int) -> int:
+    # Never inside a word: take the whole word in when it is short, else start after it.
+    if 0 < start < len(text) and _wordish(text[start - 1]) and _wordish(text[start]):
+        begin = _word_start(text, start)
+        return begin if start - begin <= MAX_WORD_STRETCH else _word_end(text, start)
+    return start
+
+
+def _cut_end(text: str, end: int, floor: int) -> int:
+    if 0 < end < len(text) and _wordish(text[end - 1]) and _wordish(text[end]):
+        finish = _word_end(text, end)
+        if finish - end <= MAX_WORD_STRETCH:
+            return finish
+        begin = _word_start(text, end)
+        return begin if begin > floor else end
+    return end
+
+
+def _boundary_after(text: str, start: int, first: int) -> int:
+    """Where to start a passage near ``start``: after a sentence end before ``first``, else after a break."""
+    for i in range(first - 1, start - 1, -1):
+        if text[i] in _SENTENCE_END:
+            return i + 1
+    # No sentence starts close before the match: start after a comma or a space, not inside a word.
+    for i in range(start, min(start + _BREAK_LOOKAHEAD, first)):
+        if text[i] in _BREAKS:
+            return i + 1
+    return start
+
+
+def _around_marks(spans: list[Span], start: int, end: int) -> tuple[int, int]:
+    """Move the passage's edges off any mark they cut: a mark is shown whole or not at all."""
+    for s, e in spans:
+        if s < start < e:
+            start = s if start - s <= MAX_WORD_STRETCH else e
+        if s < end < e:
+            end = e if e - end <= MAX_WORD_STRETCH else s
+    return start, max(start, end)
+
+
+def snippet(
+    text: str, marks: Iterable[str | Sequence[str]], columns: int = SNIPPET_COLUMNS, deadline: float | None = None
+) -> str:
+    """About ``columns`` display columns of ``text`` around its best passage, as safe HTML.
+
+    Markup is taken out first (``plain_text``). The passage has the most
+    distinct query units, then the rarest; it starts at a sentence or word
+    boundary and never cuts a Latin word or identifier. Matches are wrapped
+    in ``<mark>``; an ellipsis shows where the text was cut. With no match,
+    the snippet is the start of the text. See ``find_matches`` for ``deadline``.
+    """
+    text = plain_text(text)
+    matches = find_matches(text, marks, deadline)
     n = len(text)
-    if not spans:
-        start = 0
-    else:
-        first = spans[_best_window(spans, width - LEAD_CHARS)][0]
-        start = max(0, first - LEAD_CHARS)
-        # Start at a sentence boundary when one is close before the match.
-        for i in range(first - 1, start - 1, -1):
-            if text[i] in _SENTENCE_END:
-                start = i + 1
-                break
-    end = min(n, start + width)
-    if end - start < width:
-        start = max(0, end - width)
-    while start < end and text[start].isspace():
+    start = 0
+    if matches:
+        first = _best_match(matches, text, columns - LEAD_COLUMNS)
+        start = _start_before(text, first, LEAD_COLUMNS)
+        start = min(_cut_start(text, _boundary_after(text, start, first)), first)
+    while start < n and text[start].isspace():
         start += 1
+    end = _end_after(text, start, columns)
+    if end == n and start > 0:
+        # Near the end of the text: show a full window rather than a short one.
+        start = min(_cut_start(text, _start_before(text, n, columns)), start)
+    end = _cut_end(text, end, start)
+    spans = merge_spans(matches)
+    start, end = _around_marks(spans, start, end)
     body = render(text, spans, start, end).strip()
     prefix = "…" if start > 0 else ""
     suffix = "…" if end < n else ""

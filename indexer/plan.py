@@ -32,7 +32,6 @@ import opencc
 from .analysis import (
     QUESTION_WORDS,
     STOP_WORDS,
-    identifier_pieces,
     iter_terms,
     load_fold_tables,
     normalize,
@@ -260,15 +259,22 @@ def _any(nodes: Iterable[Node]) -> Node:
     return items[0] if len(items) == 1 else Or(items)
 
 
-def highlight_terms(node: Node | None) -> frozenset[str]:
-    """The analysed terms to mark in titles and snippets (not excluded ones, not stop words)."""
-    found: set[str] = set()
-    for item in positive_texts(node):
-        for term in query_terms(item.text):
-            if term not in STOP_WORDS:
-                found.add(term)
-                found.update(identifier_pieces(term))
-    return frozenset(found)
+def highlight_forms(node: Node | None, mode: str = "auto") -> tuple[tuple[str, ...], ...]:
+    """What to mark in titles and snippets: each counted unit's forms, folded terms that stand together.
+
+    A typed run is marked only whole (大模型, never the 大 of 大会), and a
+    lone character only when it was typed as a word of its own: a question's
+    lone characters (有, 个) help rank but are not what was asked for.
+    Excluded words and stop words alone are never marked.
+    """
+    plan = plan_match(positive_texts(node), mode)
+    forms: dict[tuple[str, ...], None] = {}
+    for unit in plan.units:
+        if unit.counts:
+            for form in unit.forms:
+                if not (len(form) == 1 and form[0] in STOP_WORDS):
+                    forms[form] = None
+    return tuple(forms)
 
 
 # -- what a query asks for: units, and how many of them an article must have ---------------------

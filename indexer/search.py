@@ -18,7 +18,7 @@ from .backends import IndexTarget, open_store
 from .corpus import Article
 from .errors import QueryError
 from .highlight import highlight_all, snippet
-from .plan import MODES, Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_terms, load_tables
+from .plan import MODES, Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_forms, load_tables
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
 from .rank import Proximity, proximity, rerank_by_proximity
 from .store import FACETS, SORTS, IndexInfo, IndexStore, RawPage, SearchRequest
@@ -227,14 +227,15 @@ class Searcher:
         # side: the store's best RERANK_DEPTH hits are reordered by word
         # proximity (see rank.rerank_by_proximity). Boosts only raise scores,
         # so the reordered block still ranks above every hit after it.
-        raw, relaxed = self._ranked(request, proximity(expanded)), False
+        raw, relaxed, searched = self._ranked(request, proximity(expanded)), False, expanded
         if raw is not None and raw.total == 0 and not raw.partial and mode == "auto" and is_free_text(tree):
             # Nothing has every word: rank what has some of them rather than show nothing.
             # Same request, same deadline: the retry gets only the time that is left.
             loose = expand_synonyms(relax(tree), self.synonyms)
             raw = self._ranked(replace(request, query=loose), proximity(loose))
             relaxed = raw is not None and raw.total > 0
-        terms = highlight_terms(expanded)
+            searched = loose if relaxed else expanded
+        terms = highlight_forms(searched, mode)
         hits: list[Hit] = []
         cut_short = False
         for h in raw.hits if raw else []:
