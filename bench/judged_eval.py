@@ -7,7 +7,10 @@ jieba words and over character bigrams. Each top 10 is scored against the
 0–3 grades of ``qrels.tsv`` (gain 2^grade - 1; an article nobody graded
 counts as 0, and the report says how many there were). For the questions of
 the set it also reports how many match (``total_full``) more than a quarter
-of the collection. How the set was made: ``bench/judged/README.md``.
+of the collection, the share of highlights that are a lone character the
+query never typed alone (``highlight_eval``), and completion and "did you
+mean" against the expected list of ``suggest_cases.tsv`` (``suggest_eval``).
+How the set was made: ``bench/judged/README.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from highlight_eval import MarkCount, count_marks
 from judged_metrics import JudgedQuery, load_qrels, load_queries, ndcg_at_k
+from suggest_eval import CaseResult, render_suggest_cases, run_suggest_cases
 
 BENCH_DIR = Path(__file__).resolve().parent
 JUDGED_DIR = BENCH_DIR / "judged"
@@ -51,6 +55,8 @@ class JudgedResult:
     seconds: float
     # zhsearch's marks in the top 10 titles and snippets of every query.
     marks: MarkCount
+    # Completion and "did you mean" against bench/suggest_cases.tsv.
+    suggest: list[CaseResult]
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -79,6 +85,7 @@ def run_judged(
             pages = {q.qid: searcher.search(q.query, size=K) for q in queries}
         finally:
             searcher.close()
+        suggest = run_suggest_cases(index_dir)
     runs: dict[str, dict[str, list[str]]] = {"zhsearch": {qid: [h.id for h in p.hits] for qid, p in pages.items()}}
     for name in BASELINES:
         baseline = open_baseline(name, articles)
@@ -100,7 +107,7 @@ def run_judged(
     marks = MarkCount()
     for q in queries:
         count_marks(q.query, [html for h in pages[q.qid].hits for html in (h.title_html, h.snippet_html)], marks)
-    return JudgedResult(ndcg, unjudged, broad, totals_full, documents, time.perf_counter() - started, marks)
+    return JudgedResult(ndcg, unjudged, broad, totals_full, documents, time.perf_counter() - started, marks, suggest)
 
 
 def render_judged(result: JudgedResult) -> list[str]:
@@ -149,6 +156,8 @@ def render_judged(result: JudgedResult) -> list[str]:
     ]
     if marks.examples:
         lines += ["", "Examples:", ""] + [f"- {example}" for example in marks.examples]
+    lines += ["", '### Completion and "did you mean" (bench/suggest_cases.tsv)', ""]
+    lines.append(render_suggest_cases(result.suggest))
     lines.append("")
     lines.append(f"Run time {result.seconds:.0f} s.")
     return lines

@@ -26,7 +26,17 @@ from .plan import FILL_BELOW, MODES  # noqa: E402
 from .schema import SCHEMA_VERSION  # noqa: E402
 from .search import PAGE_SIZE_CAP, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
 from .store import SORTS, IndexInfo, IndexStore, StoreSettings  # noqa: E402
-from .suggest import QuerySuggestion, Suggester, SuggesterCache, Suggestion, suggest_query  # noqa: E402
+from .suggest import (  # noqa: E402
+    QuerySuggestion,
+    Suggester,
+    SuggesterCache,
+    Suggestion,
+    did_you_mean,
+    full_matches,
+    is_gibberish,
+    suggest_query,
+    titles_with,
+)
 from .sync import SyncStats, sync_index  # noqa: E402
 
 __all__ = [
@@ -64,9 +74,13 @@ __all__ = [
     "build_index",
     "count_records",
     "delete_documents",
+    "did_you_mean",
     "document_dict",
     "format_date",
+    "full_matches",
     "init_jieba",
+    "is_gibberish",
+    "titles_with",
     "iter_articles",
     "iter_records",
     "load_user_dict",

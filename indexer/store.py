@@ -143,6 +143,10 @@ class IndexStore(Protocol):
         """Every analysed title term with the number of documents whose title has it."""
         ...
 
+    def titles(self) -> list[str]:
+        """The title of every document, as stored (for suggestions: the words and phrases titles share)."""
+        ...
+
     def info(self) -> IndexInfo:
         """Describe the index."""
         ...

@@ -254,6 +254,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "terms",
                         "facets",
                         "results",
+                        "did_you_mean",
                     ],
                     "properties": {
                         "query": {"type": "string", "description": "The query as understood (whitespace collapsed)."},
@@ -292,6 +293,37 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                             },
                         },
                         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+                        "did_you_mean": {
+                            "type": "object",
+                            "nullable": True,
+                            "additionalProperties": False,
+                            "required": ["query", "total", "kind", "dropped"],
+                            "description": (
+                                "The correction the search page shows, or null: only when the query has no full"
+                                " match, or when the suggestion has at least three times as many."
+                            ),
+                            "properties": {
+                                "query": {"type": "string", "minLength": 1, "description": "The suggested query."},
+                                "total": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "description": "Articles with every word of the suggested query.",
+                                },
+                                "kind": {
+                                    "type": "string",
+                                    "enum": ["respell", "drop"],
+                                    "description": (
+                                        "respell: pinyin, a same-sounding word or a near spelling turned into"
+                                        " title words; drop: the query without one word."
+                                    ),
+                                },
+                                "dropped": {
+                                    "type": "string",
+                                    "nullable": True,
+                                    "description": "The word left out (kind drop), else null.",
+                                },
+                            },
+                        },
                     },
                 },
                 "Hit": {

@@ -21,8 +21,10 @@ from indexer import (
     SearchPage,
     Suggester,
     SuggesterCache,
+    did_you_mean,
     document_dict,
-    suggest_query,
+    full_matches,
+    titles_with,
 )
 
 from .errors import RequestError
@@ -243,15 +245,15 @@ def _run(args: SearchArgs, q: str | None = None, size: int | None = None) -> Sea
 
 
 def _did_you_mean(args: SearchArgs, result: SearchPage) -> QuerySuggestion | None:
-    """A nearby query that finds something, in the time the request has left (2 s without a limit)."""
+    """The page's and the API's one "did you mean", in the time the request has left (2 s without a limit)."""
+    if not args.q:
+        return None
     deadline = _deadline() or time.monotonic() + 2.0
 
     def count(candidate: str) -> int:
-        page = _run(args, q=candidate, size=1)
-        # Results that match only some of the words do not make a suggestion.
-        return 0 if page.relaxed else page.total_full
+        return full_matches(_run(args, q=candidate, size=1))
 
-    return suggest_query(args.q, result.terms, _suggester(), count, deadline=deadline)
+    return did_you_mean(args.q, result, _suggester(), count, deadline=deadline)
 
 
 def _page_links(args: SearchArgs, result: SearchPage) -> dict[str, Any]:
@@ -306,8 +308,7 @@ def index() -> Response | str:
     if not args.q and not args.has_filters:
         return render_template("search.html", args=args, result=None)
     result = _run(args)
-    some_words_only = result.total_full == 0 and not result.partial
-    suggestion = _did_you_mean(args, result) if args.q and (some_words_only or result.relaxed) else None
+    suggestion = _did_you_mean(args, result)
     # The API needs a query; a page that lists a filter alone has no JSON twin.
     api_url = _api_url(args) if args.q else None
     body = render_template(
@@ -326,11 +327,13 @@ def index() -> Response | str:
 
 @bp.get("/api/search")
 def api_search() -> dict[str, Any]:
-    """JSON twin of the page: {"query", "total", "page", "size", "took_ms", "partial", "terms", "facets", "results"}."""
+    """JSON twin of the page: {"query", "total", ..., "results", "did_you_mean"}, the suggestion the page shows."""
     args = _search_args()
     if not args.q:
         raise RequestError(400, "missing_query", "the q parameter is required and must not be blank")
-    return _run(args).to_dict()
+    result = _run(args)
+    suggestion = _did_you_mean(args, result)
+    return {**result.to_dict(), "did_you_mean": suggestion.to_dict() if suggestion else None}
 
 
 def _complete(q: str, limit: int) -> list[dict[str, Any]]:
@@ -340,14 +343,10 @@ def _complete(q: str, limit: int) -> list[dict[str, Any]]:
     if m is None or not m.group("word"):
         return []
     prefix = m.group("prefix") or ""
-
-    def titles_with(text: str) -> int:
-        # A word composed of several title terms counts only where they stand together.
-        return _searcher().search(f'title:"{text}"', size=1, deadline=_deadline()).total
-
+    verify = titles_with(_searcher(), deadline=_deadline())
     return [
         {**s.to_dict(), "query": head + sep + prefix + s.text}
-        for s in _suggester().suggest(m.group("word"), limit=limit, verify=titles_with)
+        for s in _suggester().suggest(m.group("word"), limit=limit, verify=verify)
     ]
 
 

@@ -26,6 +26,7 @@ SEARCH_FIELDS = [
     "terms",
     "facets",
     "results",
+    "did_you_mean",
 ]
 SUGGEST_FIELDS = ["text", "pinyin", "documents", "query"]
 

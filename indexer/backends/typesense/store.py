@@ -443,6 +443,10 @@ class TypesenseStore:
             counts.update(doc.get("title_terms") or ())
         return sorted(counts.items())
 
+    def titles(self) -> list[str]:
+        """The title of every document (for suggestions)."""
+        return [str(doc.get("title") or "") for doc in self._export("title")]
+
     def info(self) -> IndexInfo:
         """Document count, format version and times of the live collection, and every node's health."""
         health = self.client.node_health()

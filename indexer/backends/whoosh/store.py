@@ -1022,6 +1022,10 @@ class WhooshStore:
             for term in reader.lexicon(TITLE)
         ]
 
+    def titles(self) -> list[str]:
+        """The title of every document (for suggestions)."""
+        return [fields.get(TITLE, "") for fields in self._get_searcher().all_stored_fields()]
+
     def info(self) -> IndexInfo:
         """Document count, size on disk, format version and times of the live index."""
         searcher = self._get_searcher()
