@@ -349,3 +349,19 @@ def test_missing_browser_skips_locally_and_fails_in_ci(monkeypatch: pytest.Monke
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         _unavailable("/usr/bin/chromium is missing")
+
+
+def test_snippets_are_about_three_lines_on_a_phone(mobile: Page) -> None:
+    page = mobile.goto("/?q=大模型")
+    lines = page.evaluate(
+        """() => [...document.querySelectorAll('.hit .snippet')].map(e =>
+            Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)))"""
+    )
+    assert lines and max(lines) <= 3
+    # The passage is cut in the text, not only on screen: it fits about three lines untrimmed too.
+    natural = page.evaluate(
+        """() => [...document.querySelectorAll('.hit .snippet')].map(e => {
+            e.style.webkitLineClamp = 'unset'; e.style.display = 'block';
+            return Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)); })"""
+    )
+    assert max(natural) <= 5
