@@ -26,7 +26,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ __all__ = [
     "iter_records",
     "origin_file",
     "parse_date",
+    "utc_instant",
     "printable",
 ]
 
@@ -189,15 +190,18 @@ class PathFilter:
 
 
 def parse_date(value: Any) -> datetime | None:
-    """Turn an ISO 8601 date or datetime (string, date or datetime) into a naive datetime.
+    """Turn an ISO 8601 date or datetime (string, date or datetime) into a datetime, keeping its UTC offset.
 
-    ``2025/06/30``, ``2025-6-30 08:00`` and ``2025年6月30日`` are accepted too.
-    Raises ``ValueError`` with a readable message when the value is not a date.
+    A written offset (``+08:00``, ``-06:00``, ``Z``) is kept as written: the
+    result is aware, shown with that offset and sorted by its instant. Without
+    one it is naive. ``2025/06/30``, ``2025-6-30 08:00`` and ``2025年6月30日``
+    are accepted too. Raises ``ValueError`` with a readable message when the
+    value is not a date.
     """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value.tzinfo else value
+        return _fixed_offset(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     if isinstance(value, str):
@@ -215,9 +219,29 @@ def parse_date(value: Any) -> datetime | None:
                 parsed = datetime(y, mo, d, h, mi, sec)
             except (ValueError, OverflowError):
                 raise ValueError(f"date {value!r} is not a valid date") from None
-        # Dates are compared as written; a time zone offset is dropped, not converted.
-        return parsed.replace(tzinfo=None)
+        return _fixed_offset(parsed)
     raise ValueError(f"date of type {type(value).__name__} is not an ISO 8601 date such as 2025-06-30")
+
+
+def utc_instant(value: datetime) -> datetime:
+    """The instant of an article's date as a naive UTC datetime; a date without an offset is taken as UTC."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _fixed_offset(value: datetime) -> datetime:
+    """``value`` with its zone as a fixed offset, so that it pickles and prints the same everywhere."""
+    if value.tzinfo is None:
+        return value
+    offset = value.utcoffset()
+    if offset is None:
+        return value.replace(tzinfo=None)
+    try:
+        # Moving an instant near the calendar's ends into UTC can overflow (0001-01-01T00:00+08:00).
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"date {value.isoformat()!r} is outside the calendar in UTC") from None
+    # A zoneinfo zone (from YAML or a caller) becomes the offset it had on that day.
+    return value.replace(tzinfo=timezone(offset))
 
 
 def printable(text: str) -> str:

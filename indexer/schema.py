@@ -11,13 +11,17 @@ from __future__ import annotations
 from .analysis import ANALYZER_VERSION
 
 # Bump FIELDS_VERSION when a field changes in any backend; the analyzer has its own counter.
-FIELDS_VERSION = 5
+# 6: dates keep their UTC offset (``date_written``) and sort by their instant.
+FIELDS_VERSION = 6
 SCHEMA_VERSION = f"{FIELDS_VERSION}.{ANALYZER_VERSION}"
 
 ID_FIELD = "id"
 TITLE = "title"
 BODY = "body"
+# ``date`` filters by the day and time as written (its own offset); sorting uses the instant.
 DATE = "date"
+# The date as written, in ISO 8601 with its offset if it had one (a backend may store it apart from ``date``).
+DATE_WRITTEN = "date_written"
 SOURCE = "source"
 TAGS = "tags"
 URL = "url"

@@ -44,10 +44,11 @@ def _passed(deadline: float | None) -> bool:
 
 
 def format_date(value: datetime | None) -> str | None:
-    """ISO 8601: the date alone when there is no time of day."""
+    """ISO 8601 as written: with its UTC offset if it had one, else the date alone when there is no time of day."""
     if value is None:
         return None
-    if value.hour == value.minute == value.second == value.microsecond == 0:
+    # An offset is part of what was written (2025-06-30T00:00:00+08:00), so only a naive midnight is shortened.
+    if value.tzinfo is None and value.hour == value.minute == value.second == value.microsecond == 0:
         return value.date().isoformat()
     return value.isoformat()
 

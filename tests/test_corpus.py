@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -157,7 +157,9 @@ def test_front_matter_keys_of_static_site_generators(tmp_path: Path) -> None:
     )
     got = articles(tmp_path)
     hugo = got["hugo.md"]
-    assert hugo.date == datetime(2024, 6, 4, 10, 30)
+    # YAML reads the offset; it is kept as written.
+    assert hugo.date == datetime(2024, 6, 4, 10, 30, tzinfo=timezone(timedelta(hours=8)))
+    assert hugo.date is not None and hugo.date.utcoffset() == timedelta(hours=8)
     assert hugo.tags == ("数据库", "开源", "技术")
     assert hugo.url == "https://blog.example.com/hugo"
     # The schema has no author field, and the author is not put into any other field.
@@ -242,7 +244,8 @@ def test_count_records_matches_the_mini_corpus() -> None:
     ("value", "expected"),
     [
         ("2025-06-30", datetime(2025, 6, 30)),
-        ("2025-06-30T08:15:00Z", datetime(2025, 6, 30, 8, 15)),
+        ("2025-06-30T08:15:00Z", datetime(2025, 6, 30, 8, 15, tzinfo=UTC)),
+        ("2023-03-30T19:14:59-06:00", datetime(2023, 3, 30, 19, 14, 59, tzinfo=timezone(timedelta(hours=-6)))),
         ("2025/6/30", datetime(2025, 6, 30)),
         ("2025-06-30 08:15", datetime(2025, 6, 30, 8, 15)),
         ("2025年6月30日", datetime(2025, 6, 30)),
@@ -250,7 +253,10 @@ def test_count_records_matches_the_mini_corpus() -> None:
     ],
 )
 def test_parse_date(value: str | None, expected: datetime | None) -> None:
-    assert parse_date(value) == expected
+    parsed = parse_date(value)
+    assert parsed == expected
+    # Equal instants compare equal across offsets: the offset itself must be the one written.
+    assert (parsed and parsed.utcoffset()) == (expected and expected.utcoffset())
 
 
 @pytest.mark.parametrize("value", ["上周", "2025/13/40", "30.06.2025"])

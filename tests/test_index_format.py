@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from indexer import SCHEMA_VERSION, SchemaMismatchError, Searcher
+from indexer.analysis import ANALYZER_VERSION
 
 from .conftest import DATA
 
@@ -27,7 +29,8 @@ def old_index(tmp_path: Path) -> Path:
 def test_the_old_index_searches_alike_or_is_refused_once_the_format_moved_on(old_index: Path) -> None:
     s = Searcher(old_index)
     if SCHEMA_VERSION != OLD_FORMAT:
-        # The analyzer changed since (5.3: .NET after a Chinese character): the index must be rebuilt.
+        # The analyzer changed since (5.3: .NET after a Chinese character), and the fields (6: dates keep
+        # their offset and sort by instant): the index must be rebuilt.
         try:
             with pytest.raises(SchemaMismatchError, match=rf"uses format {OLD_FORMAT}.*zhsearch build"):
                 s.search("混合专家")
@@ -49,6 +52,20 @@ def test_an_index_of_another_format_is_refused_with_the_fix(old_index: Path) -> 
     s = Searcher(old_index)
     try:
         with pytest.raises(SchemaMismatchError, match=r"uses format 0\.0.*zhsearch build"):
+            s.search("混合专家")
+    finally:
+        s.close()
+
+
+def test_an_index_of_the_format_before_dates_kept_their_offset_is_refused(old_index: Path) -> None:
+    # Format 5 stored dates without their offset (and sorted by wall clock): reading one would show them wrong.
+    meta = next(old_index.glob("gen-*")) / "zhsearch.json"
+    before = f"5.{ANALYZER_VERSION}"  # the current analyzer, the fields of format 5
+    assert before != SCHEMA_VERSION
+    meta.write_text(meta.read_text(encoding="utf-8").replace(f'"{OLD_FORMAT}"', f'"{before}"'), encoding="utf-8")
+    s = Searcher(old_index)
+    try:
+        with pytest.raises(SchemaMismatchError, match=rf"uses format {re.escape(before)}.*zhsearch build"):
             s.search("混合专家")
     finally:
         s.close()

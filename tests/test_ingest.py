@@ -305,3 +305,83 @@ def test_html_without_an_article_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "nav.html"
     path.write_text("<html><body><nav><a href='/'>首页</a></nav></body></html>", encoding="utf-8")
     assert only_skip(path).reason == "no article text found in the page"
+
+
+# -- runtime dependencies -------------------------------------------------------
+
+# One file of every format the readers support (docs/corpus-formats.md).
+EVERY_FORMAT = {
+    "a.jsonl": '{"title": "标题", "body": "正文内容足够长。", "date": "2023-03-30T19:14:59-06:00"}\n',
+    "b.json": '[{"title": "标题", "body": "正文内容足够长。"}]',
+    "c.csv": "title,body\n标题,正文内容足够长。\n",
+    "d.tsv": "title\tbody\n标题\t正文内容足够长。\n",
+    "e.md": "---\ntitle: 标题\ndate: 2024-06-04T10:30:00+08:00\n---\n正文内容足够长。\n",
+    "f.markdown": "# 标题\n\n正文内容足够长。\n",
+    "g.txt": "标题\n\n正文内容足够长。\n",
+}
+
+# Imported only when present (inside try/except ImportError), so a runtime-only install may lack them.
+OPTIONAL_IMPORTS = {
+    "setuptools",  # jieba imports pkg_resources if it can, else opens its dictionary directly
+    "typing-extensions",  # pathspec's typing helpers, when installed
+}
+
+
+def _runtime_closure() -> set[str]:
+    """The distributions that `pip install zhsearch` must bring, following requirements but never their extras.
+
+    A requirement's extras (``lxml[html_clean]``) are not followed: pip 23.2, which ``python3.11 -m venv``
+    installs, skips an extra whose name is spelled differently from the package's (``html-clean``), so a
+    module that only such an extra provides is missing from a runtime-only install.
+    """
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = ["zhsearch"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            reqs = requires(name) or []
+        except PackageNotFoundError:
+            continue  # an optional requirement that is not installed here
+        for text in reqs:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(req.name))
+    return seen
+
+
+def test_reading_every_format_imports_only_declared_runtime_dependencies(tmp_path: Path) -> None:
+    # jusText (under trafilatura) imports lxml.html.clean, which only lxml's html-clean extra provides: HTML
+    # failed after a runtime-only install while the test extras hid it. .ci/runtime-only checks a real install.
+    import subprocess
+    import sys
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    for name, text in EVERY_FORMAT.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "h.html").write_bytes((HTML_PAGES / "llm-article.html").read_bytes())
+    script = (
+        "import json, sys\n"
+        "from indexer import Article, iter_records\n"
+        "got = list(iter_records([sys.argv[1]]))\n"
+        "assert all(isinstance(r, Article) for r in got), got\n"
+        "print(json.dumps([len(got), sorted({m.split('.')[0] for m in sys.modules})]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    count, modules = json.loads(out.stdout)
+    assert count == len(EVERY_FORMAT) + 1
+    owners = packages_distributions()
+    imported = {canonicalize_name(dist) for module in modules for dist in owners.get(module, [])}
+    assert "lxml-html-clean" in imported  # the HTML page really went through jusText's cleaner
+    undeclared = imported - _runtime_closure() - OPTIONAL_IMPORTS - {"zhsearch"}
+    assert not undeclared, f"reading corpus files imports {sorted(undeclared)}, which `pip install .` may not install"

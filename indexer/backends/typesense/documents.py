@@ -17,7 +17,9 @@ Typesense keeps ``. - _ + #`` inside tokens (``symbols_to_index``) so that
 url, origin, content hash and ISO date are stored unindexed and come back in
 hits; snippets and highlights are made by zhsearch from them, as on Whoosh.
 ``source`` and ``tags`` are facet fields; ``date`` is an int64 (epoch
-seconds, ``MISSING_DATE`` when there is none) for filters and sorting.
+seconds of the instant, ``MISSING_DATE`` when there is none) for sorting,
+and ``date_local`` the same of the date and time as written (its offset
+ignored) for date filters, which match the day as written, as on Whoosh.
 """
 
 from __future__ import annotations
@@ -32,10 +34,13 @@ from ...schema import SCHEMA_VERSION
 
 # Bump when the documents or the collection schema below change: a cluster
 # built by another layout must be rebuilt, like a Whoosh index of another format.
-LAYOUT_VERSION = 1
+# 2: date_local (date filters by the day as written; ``date`` is the instant).
+LAYOUT_VERSION = 2
 FORMAT_VERSION = f"{SCHEMA_VERSION}+ts{LAYOUT_VERSION}"
 
 MISSING_DATE = -(2**62)
+# The int64 field date filters compare with: the date and time as written, as if in UTC.
+DATE_FILTER_FIELD = "date_local"
 EPOCH = datetime(1970, 1, 1)
 
 TEXT_FIELDS = ("title", "body")
@@ -81,6 +86,7 @@ def to_document(article: Article) -> dict[str, Any]:
         "source": article.source,
         "tags": list(article.tags),
         "date": epoch(article.date) if article.date is not None else MISSING_DATE,
+        DATE_FILTER_FIELD: epoch(article.date.replace(tzinfo=None)) if article.date is not None else MISSING_DATE,
         "title": article.title,
         "body": article.body,
         "url": article.url,
@@ -120,6 +126,7 @@ def collection_schema(name: str) -> dict[str, Any]:
         {"name": "source", "type": "string", "facet": True},
         {"name": "tags", "type": "string[]", "facet": True},
         {"name": "date", "type": "int64", "sort": True},
+        {"name": DATE_FILTER_FIELD, "type": "int64"},
     ]
     return {
         "name": name,

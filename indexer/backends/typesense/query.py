@@ -58,7 +58,7 @@ from typing import assert_never
 from ...analysis import identifier_pieces
 from ...plan import plan_text
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
-from .documents import MISSING_DATE, TEXT_FIELDS, epoch
+from .documents import DATE_FILTER_FIELD, MISSING_DATE, TEXT_FIELDS, epoch
 
 FILTER_FIELD = {"source": "source", "tags": "tags"}
 # Above this many "k of n words" combinations, a question requires fewer words.
@@ -205,11 +205,12 @@ def compile_filter(node: Node | None) -> Expr | None:
         name = FILTER_FIELD.get(node.field, node.field)
         return False if "`" in node.value else _Atom(name, "=", node.value)
     if isinstance(node, DateRange):
-        parts: list[Expr] = [_Atom("date", ">", str(MISSING_DATE))]
+        # Days as written in each article (its offset ignored), as on Whoosh.
+        parts: list[Expr] = [_Atom(DATE_FILTER_FIELD, ">", str(MISSING_DATE))]
         if node.start is not None:
-            parts.append(_Atom("date", ">=", str(epoch(node.start))))
+            parts.append(_Atom(DATE_FILTER_FIELD, ">=", str(epoch(node.start))))
         if node.end is not None:
-            parts.append(_Atom("date", "<", str(epoch(node.end))))
+            parts.append(_Atom(DATE_FILTER_FIELD, "<", str(epoch(node.end))))
         return _all(parts)
     if isinstance(node, Not):
         child = compile_filter(node.child)

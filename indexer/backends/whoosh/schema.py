@@ -28,7 +28,10 @@ def build_schema() -> Schema:
         content=TEXT(analyzer=analyzer, phrase=True),
         # Character bigrams of title and body, ranked alongside the words.
         content_bi=TEXT(analyzer=BigramTokenizer(), phrase=False),
+        # Indexed: the date and time as written (date filters); stored and column: the UTC instant (sorting).
         date=DATETIME(stored=True, sortable=True),
+        # The date as written, with its offset (ISO 8601), for display.
+        date_written=STORED(),
         source=ID(stored=True),
         tags=KEYWORD(stored=True, commas=True, scorable=False),
         url=STORED(),

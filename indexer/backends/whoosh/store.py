@@ -38,6 +38,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -49,7 +50,7 @@ from whoosh.multiproc import MpWriter, SubWriterTask
 from whoosh.searching import Searcher as WhooshSearcher
 
 from ...analysis import init_jieba
-from ...corpus import Article, printable
+from ...corpus import Article, printable, utc_instant
 from ...errors import (
     IndexBusyError,
     IndexDirError,
@@ -74,6 +75,7 @@ from ...schema import (
     CONTENT_BI,
     CONTENT_HASH,
     DATE,
+    DATE_WRITTEN,
     ID_FIELD,
     ORIGIN,
     SCHEMA_VERSION,
@@ -411,7 +413,11 @@ def _fields(article: Article) -> dict[str, Any]:
         CONTENT_HASH: article.content_hash(),
     }
     if article.date is not None:
-        fields[DATE] = article.date
+        # Filters match the day as written (the terms); sorting reads the column, which Whoosh fills from
+        # the _stored_ value: the instant, so newest-first is right across offsets.
+        fields[DATE] = article.date.replace(tzinfo=None)
+        fields[f"_stored_{DATE}"] = utc_instant(article.date)
+        fields[DATE_WRITTEN] = article.date.isoformat()
     return fields
 
 
@@ -424,13 +430,18 @@ def _raw_hit(hit: Any, units: MatchUnits | None) -> RawHit:
     return RawHit(_article(hit.fields()), score, tier=tier, missing=units.missing(hit.docnum))
 
 
+def _stored_date(stored: dict[str, Any]) -> datetime | None:
+    written = stored.get(DATE_WRITTEN)
+    return datetime.fromisoformat(written) if written else None
+
+
 def _article(stored: dict[str, Any]) -> Article:
     tags = stored.get(TAGS) or ""
     return Article(
         id=stored[ID_FIELD],
         title=stored.get(TITLE, ""),
         body=stored.get(BODY, ""),
-        date=stored.get(DATE),
+        date=_stored_date(stored),
         source=stored.get(SOURCE, ""),
         tags=tuple(t for t in tags.split(",") if t),
         url=stored.get(URL, ""),
