@@ -7,10 +7,12 @@ Screenshots at 1280 px and 360 px go to test-output/screenshots/.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ SHOTS = ROOT / "test-output" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 MOBILE = {"width": 360, "height": 740}
 PER_PAGE = 3
+# axe-core, from npm: .ci/run installs it with `npm install --prefix .ci/node axe-core@4.14.1`.
+AXE_VERSION = "4.14.1"
+AXE = ROOT / ".ci" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def _unavailable(reason: str) -> None:
@@ -68,8 +73,12 @@ def server(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 class Page:
     """A browser tab on the server that records console errors (a CSP violation is one)."""
 
-    def __init__(self, browser: Any, base: str, viewport: dict[str, int], javascript: bool = True) -> None:
-        self.context = browser.new_context(viewport=viewport, locale="zh-CN", java_script_enabled=javascript)
+    def __init__(
+        self, browser: Any, base: str, viewport: dict[str, int], javascript: bool = True, bypass_csp: bool = False
+    ) -> None:
+        self.context = browser.new_context(
+            viewport=viewport, locale="zh-CN", java_script_enabled=javascript, bypass_csp=bypass_csp
+        )
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
         self.base = base
@@ -232,10 +241,141 @@ def test_escape_closes_suggestions_and_keeps_the_text(desktop: Page) -> None:
     assert page.locator("#q").get_attribute("aria-expanded") == "false"
     assert page.locator("#q").get_attribute("aria-activedescendant") is None
     assert page.input_value("#q") == "hh" and active(page)["id"] == "q"
+    # A second Escape, with the list closed, leaves the text (a type=search box would clear it).
+    page.keyboard.press("Escape")
+    assert page.input_value("#q") == "hh" and listbox.is_hidden() and active(page)["id"] == "q"
     # Enter now searches for what was typed.
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert page.input_value("#q") == "hh"
+
+
+def suggest_requests(page: Any) -> list[str]:
+    """The q of every /api/suggest request the page makes from now on, in order."""
+    asked: list[str] = []
+
+    def record(request: Any) -> None:
+        if "/api/suggest" in request.url:
+            asked.append(request.url.split("q=", 1)[1].split("&", 1)[0])
+
+    page.on("request", record)
+    return asked
+
+
+def option_texts(page: Any, query: str) -> list[str]:
+    page.locator(f"#q-suggestions[data-query='{query}'] [role=option]").first.wait_for()
+    texts: list[str] = page.locator("#q-suggestions [role=option] .text").all_inner_texts()
+    return texts
+
+
+def test_no_suggestions_while_an_input_method_composes(desktop: Page) -> None:
+    page = desktop.goto("/")
+    asked = suggest_requests(page)
+    box = page.locator("#q")
+    # Chromium's own IME events, as a pinyin input method makes them: compositionstart, the
+    # letters as compositionupdate + input (isComposing), then the chosen words and compositionend.
+    ime = desktop.context.new_cdp_session(page)
+    for letters in ["m", "mo", "mox", "moxi", "moxin", "moxing"]:
+        ime.send("Input.imeSetComposition", {"text": letters, "selectionStart": 6, "selectionEnd": 6})
+        page.wait_for_timeout(60)
+    page.wait_for_timeout(500)  # several debounce periods
+    assert page.input_value("#q") == "moxing"
+    assert asked == [] and box.get_attribute("aria-expanded") == "false"
+    ime.send("Input.insertText", {"text": "模型"})  # the candidate chosen: compositionend
+    assert "模型" in option_texts(page, "模型")
+    page.wait_for_timeout(300)
+    assert asked == ["%E6%A8%A1%E5%9E%8B"]  # one request, for 模型
+    assert box.get_attribute("aria-expanded") == "true"
+
+
+def test_no_suggestions_between_synthetic_composition_events(desktop: Page) -> None:
+    page = desktop.goto("/")
+    asked = suggest_requests(page)
+    # Input events that do not say they are composing (keyboard.insert_text) between
+    # compositionstart and compositionend are held back too.
+    page.dispatch_event("#q", "compositionstart", {"data": ""})
+    page.keyboard.insert_text("hh")
+    page.wait_for_timeout(500)
+    assert asked == []
+    page.dispatch_event("#q", "compositionend", {"data": "hh"})
+    assert "混合" in option_texts(page, "hh")
+    assert asked == ["hh"]
+
+
+def test_keys_belong_to_the_input_method_while_it_composes(desktop: Page) -> None:
+    page = desktop.goto("/")
+    page.keyboard.type("hh", delay=50)
+    option_texts(page, "hh")
+    page.dispatch_event("#q", "compositionstart", {"data": ""})
+    listbox = page.locator("#q-suggestions")
+    assert listbox.is_hidden()  # the input method shows its own candidates
+    page.keyboard.press("ArrowDown")  # moves through the input method's candidates, not ours
+    assert listbox.is_hidden() and page.locator("#q").get_attribute("aria-activedescendant") is None
+    page.dispatch_event("#q", "compositionend", {"data": ""})
+    assert option_texts(page, "hh")  # asked again once composition ends
+
+
+@pytest.mark.parametrize("abortable", [True, False], ids=["abort", "no-abort"])
+def test_a_late_answer_never_replaces_a_newer_one(desktop: Page, abortable: bool) -> None:
+    page = desktop.page
+    if not abortable:
+        # Even when the old request cannot be cancelled and its answer arrives.
+        page.add_init_script("delete window.AbortController;")
+    held: list[Any] = []
+
+    def hold_the_first_hh(route: Any) -> None:
+        if route.request.url.endswith("q=hh") and not held:
+            held.append(route)  # answered below, after the newer requests
+        else:
+            route.continue_()
+
+    page.route("**/api/suggest?*", hold_the_first_hh)
+    desktop.goto("/")
+    page.keyboard.type("hh", delay=50)
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the request for hh was not made"
+    page.keyboard.type("x")
+    page.locator("#q-suggestions[data-query='hhx']").wait_for(state="attached")
+    page.keyboard.press("Backspace")  # back to hh: asked again, answered at once
+    fresh = option_texts(page, "hh")
+    old = {"query": "hh", "suggestions": [{"text": "旧答案", "pinyin": "", "documents": 99, "query": "旧答案"}]}
+    try:
+        held[0].fulfill(status=200, content_type="application/json", body=json.dumps(old, ensure_ascii=False))
+    except Exception:  # noqa: BLE001 - the page cancelled it, which is fine too
+        pass
+    page.wait_for_timeout(500)
+    assert page.locator("#q-suggestions [role=option] .text").all_inner_texts() == fresh
+    assert "旧答案" not in fresh and page.input_value("#q") == "hh"
+
+
+def test_suggestions_keep_the_case_typed(desktop: Page) -> None:
+    page = desktop.goto("/")
+    page.keyboard.type("Kub", delay=50)
+    assert option_texts(page, "Kub") == ["Kubernetes"]
+    page.fill("#q", "")
+    page.keyboard.type("GPT", delay=50)
+    assert option_texts(page, "GPT") == ["GPT-4o"]
+    page.fill("#q", "")
+    page.keyboard.type("开源 PY", delay=50)
+    assert option_texts(page, "开源 PY") == ["PYTHON"]
+    with page.expect_navigation():
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+    assert page.input_value("#q") == "开源 PYTHON"
+
+
+def test_an_english_prefix_gets_no_pinyin_sound_alikes(desktop: Page) -> None:
+    page = desktop.goto("/")
+    page.keyboard.type("Mo", delay=50)
+    # The server answers 模型 (mo xing) and 模态 for "Mo"; a capital says it is English.
+    page.locator("#q-suggestions[data-query='Mo']").wait_for(state="attached")
+    assert page.locator("#q-suggestions [role=option]").count() == 0
+    assert page.locator("#q-suggestions").is_hidden()
+    page.fill("#q", "")
+    page.keyboard.type("mo", delay=50)  # lower case may well be pinyin
+    assert "模型" in option_texts(page, "mo")
 
 
 def test_suggestion_chosen_with_the_mouse_on_a_phone(mobile: Page) -> None:
@@ -365,3 +505,63 @@ def test_snippets_are_about_three_lines_on_a_phone(mobile: Page) -> None:
             return Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)); })"""
     )
     assert max(natural) <= 5
+
+
+def axe_problems(page: Any) -> list[str]:
+    """axe-core's violations of serious or critical impact, and any heading-order, one line each."""
+    page.add_script_tag(path=str(AXE))
+    violations: list[dict[str, Any]] = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
+        for v in violations
+        if v["impact"] in ("serious", "critical") or v["id"] == "heading-order"
+    ]
+
+
+@pytest.fixture
+def axe_tab(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[Page]:
+    if not AXE.exists():
+        _unavailable(f"axe-core is not installed (npm install --prefix .ci/node axe-core@{AXE_VERSION})")
+    # Injecting axe is an inline script, which the page's CSP rightly forbids.
+    tab = Page(browser, server, request.param, bypass_csp=True)
+    yield tab
+    tab.close()
+
+
+@pytest.mark.parametrize("axe_tab", [DESKTOP, MOBILE], ids=["1280", "360"], indirect=True)
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/?q=大模型 OR 汽车 OR Python", "/?q=大模型&tag=MoE", "/?q=dmx"],
+    ids=["home", "results", "filtered", "none"],
+)
+def test_axe_finds_nothing_serious(axe_tab: Page, path: str) -> None:
+    page = axe_tab.goto(path)
+    assert axe_problems(page) == []
+
+
+def test_axe_with_the_suggestions_open(browser: Any, server: str) -> None:
+    if not AXE.exists():
+        _unavailable(f"axe-core is not installed (npm install --prefix .ci/node axe-core@{AXE_VERSION})")
+    tab = Page(browser, server, DESKTOP, bypass_csp=True)
+    page = tab.goto("/")
+    page.keyboard.type("dmx", delay=50)
+    option_texts(page, "dmx")
+    page.keyboard.press("ArrowDown")
+    assert axe_problems(page) == []
+    tab.close()
+
+
+def test_the_placeholder_fits_on_a_phone(mobile: Page) -> None:
+    page = mobile.goto("/")
+    room, needed = page.evaluate(
+        """() => {
+            const box = document.querySelector('#q'), s = getComputedStyle(box);
+            const ctx = document.createElement('canvas').getContext('2d');
+            ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+            return [box.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight),
+                    ctx.measureText(box.placeholder).width];
+        }"""
+    )
+    assert needed <= room, f"the placeholder needs {needed:.0f}px of {room:.0f}px"

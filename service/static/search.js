@@ -14,6 +14,53 @@
 
   // ---- Suggestions: combobox + listbox --------------------------------------------------
 
+  // The word being completed: the last one of the query, without a leading - or title:/body:
+  // (what the server's /api/suggest completes).
+  function lastWord(q) {
+    var words = q.split(/\s+/);
+    return words[words.length - 1].replace(/^(?:-|(?:title|body):)/, "");
+  }
+
+  // An English word: Latin letters with at least one capital (pinyin is typed in lower case).
+  function isEnglish(word) {
+    return /^[A-Za-z]+$/.test(word) && /[A-Z]/.test(word);
+  }
+
+  // "Lin" is the start of an English word: 灵巧 (ling qiao) only sounds like it.
+  function fitsTyped(item, word) {
+    return !(isEnglish(word) && item.pinyin && !startsWithIgnoringCase(item.text, word));
+  }
+
+  function startsWithIgnoringCase(text, word) {
+    return word !== "" && text.slice(0, word.length).toLowerCase() === word.toLowerCase();
+  }
+
+  // The index folds case, so the server may answer "ernie" or "kubernetes" for "ERN" or "Kub".
+  // Text the server gives with capitals is kept as it is; a lower-case completion of what was
+  // typed keeps the typed letters, and an all-capitals word (two letters or more) stays in
+  // capitals up to the end of its run of letters: ERN → ERNIE, GPT → GPT-4o, Kub → Kubernetes.
+  function casedLike(text, word) {
+    if (text !== text.toLowerCase() || !startsWithIgnoringCase(text, word)) return text;
+    var rest = text.slice(word.length);
+    var letters = /[A-Za-z]/.test(word) && word.replace(/[^A-Za-z]/g, "");
+    if (letters && letters.length >= 2 && letters === letters.toUpperCase()) {
+      rest = rest.replace(/^[a-z]+/, function (run) {
+        return run.toUpperCase();
+      });
+    }
+    return word + rest;
+  }
+
+  function withTypedCase(item, word) {
+    var text = casedLike(item.text, word);
+    if (text === item.text) return item;
+    var query = item.query || item.text;
+    if (query.slice(-item.text.length) === item.text) {
+      query = query.slice(0, query.length - item.text.length) + text;
+    }
+    return { text: text, pinyin: item.pinyin, documents: item.documents, query: query };
+  }
+
   function setUpSuggest(input) {
     var url = input.getAttribute("data-suggest-url");
     var form = input.form;
@@ -44,6 +91,11 @@
     var timer = 0;
     var controller = null;
     var lastAsked = null;
+    // Every request gets the next number; only the answer to the latest one is shown, so a slow
+    // answer can never replace a newer one, even when the text has come back to what it was.
+    var seq = 0;
+    // An input method (pinyin, zhuyin...) is composing: the box holds letters, not the query yet.
+    var composing = false;
 
     function options() {
       return list.querySelectorAll("[role=option]");
@@ -76,7 +128,14 @@
     }
 
     function render(data, q) {
-      items = data.suggestions || [];
+      var word = lastWord(q);
+      items = (data.suggestions || [])
+        .filter(function (item) {
+          return fitsTyped(item, word);
+        })
+        .map(function (item) {
+          return withTypedCase(item, word);
+        });
       list.textContent = "";
       list.setAttribute("data-query", q); // which input these are for (tests wait on it)
       active = -1;
@@ -111,10 +170,13 @@
     }
 
     function ask() {
+      if (composing) return;
       var q = input.value;
       if (q === lastAsked) return;
       lastAsked = q;
+      var mine = ++seq;
       if (controller) controller.abort();
+      controller = null;
       if (!q.trim()) {
         render({ suggestions: [] }, q);
         return;
@@ -128,19 +190,39 @@
           return resp.ok ? resp.json() : { suggestions: [] };
         })
         .then(function (data) {
-          if (input.value === q) render(data, q);
+          if (mine === seq && input.value === q && !composing) render(data, q);
         })
         .catch(function () {
           /* aborted or offline: keep the box working as a plain input */
         });
     }
 
-    input.addEventListener("input", function () {
+    function schedule() {
       clearTimeout(timer);
       timer = setTimeout(ask, DEBOUNCE_MS);
+    }
+
+    input.addEventListener("input", function (event) {
+      // While an input method composes, the box holds pinyin the user has not chosen yet.
+      if (composing || event.isComposing) return;
+      schedule();
+    });
+
+    input.addEventListener("compositionstart", function () {
+      composing = true;
+      clearTimeout(timer);
+      lastAsked = null; // an answer arriving meanwhile is dropped: ask again when composition ends
+      close(); // the list is for the text before; the input method shows its own candidates
+    });
+
+    input.addEventListener("compositionend", function () {
+      composing = false;
+      schedule(); // ask once, for the words the input method produced
     });
 
     input.addEventListener("keydown", function (event) {
+      // Keys pressed while composing (Enter picks a candidate, Escape cancels) belong to the input method.
+      if (composing || event.isComposing || event.keyCode === 229) return;
       var open = !list.hidden;
       switch (event.key) {
         case "ArrowDown":
@@ -164,10 +246,10 @@
           }
           break;
         case "Escape":
-          if (open) {
-            event.preventDefault(); // close the list, keep the text
-            close();
-          }
+          // The first Escape closes the list; the next one does nothing, where a type=search
+          // box would clear the text: what was typed is kept either way.
+          event.preventDefault();
+          if (open) close();
           break;
         case "Tab":
           close();
