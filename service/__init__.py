@@ -14,7 +14,7 @@ from flask import Flask
 
 from indexer import PAGE_SIZE_CAP, IndexerError, Searcher, SuggesterCache, init_jieba, load_user_dict, store_settings
 
-from . import errors, security, views
+from . import errors, http, security, views
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -54,4 +54,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(views.bp)
     errors.register(app)
     security.register(app)
+    http.register(app, searcher)
     return app

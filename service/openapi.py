@@ -16,8 +16,6 @@ from .limits import DEFAULT_SUGGESTIONS, MAX_DOC_ID_CHARS, MAX_FILTER_CHARS, MAX
 # Characters the API rejects in text parameters: C0 controls other than tab, CR and LF, DEL, and C1 controls.
 _ALLOWED = "[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]"
 _NO_CONTROLS = f"^{_ALLOWED}*$"
-# The same, with at least one character that is not white space.
-_SOME_TEXT = f"^{_ALLOWED}*[^\\s\\u0000-\\u001f\\u007f-\\u009f]{_ALLOWED}*$"
 _JSON = "application/json"
 
 
@@ -42,8 +40,6 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
     """The OpenAPI document, with the limits taken from the running configuration."""
     max_q = int(config["MAX_QUERY_CHARS"])
     query_text = {"type": "string", "maxLength": max_q, "pattern": _NO_CONTROLS}
-    # Required, and more than whitespace: at least one character that is neither a space nor a control.
-    required_query = {"type": "string", "minLength": 1, "maxLength": max_q, "pattern": _SOME_TEXT}
     filter_values = {
         "type": "array",
         "maxItems": MAX_FILTER_VALUES,
@@ -52,9 +48,10 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
     search_params = [
         _query_param(
             "q",
-            f"The query (at most {max_q} characters, not blank; see the query syntax in docs/cli.md).",
-            required_query,
-            required=True,
+            f"The query (at most {max_q} characters; see the query syntax in docs/cli.md). It may be left out "
+            "when a source, tag, from or to filter is given: the filter alone lists the articles it keeps, "
+            "newest first. Neither a query nor a filter is the error missing_query.",
+            query_text,
             example="混合专家",
         ),
         _query_param(
@@ -115,6 +112,8 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
             "description": "Full-text search over Chinese articles. Every error has the shape "
             '{"error": {"code", "message"}}. Unknown parameters are ignored.',
         },
+        # Relative to where this document was fetched: the API is served beside it.
+        "servers": [{"url": "/", "description": "The zhsearch server that serves this document."}],
         "paths": {
             "/api/search": {
                 "get": {
@@ -255,13 +254,19 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "facets",
                         "results",
                         "did_you_mean",
+                        "has_more",
+                        "next",
                     ],
                     "properties": {
                         "query": {"type": "string", "description": "The query as understood (whitespace collapsed)."},
                         "total": {
                             "type": "integer",
                             "minimum": 0,
-                            "description": "Matching articles, including those listed after the full matches.",
+                            "description": (
+                                "Matching articles, including those listed after the full matches. Exact when"
+                                " partial is false; when partial is true, a lower bound: the articles found"
+                                " before the time limit."
+                            ),
                         },
                         "total_full": {
                             "type": "integer",
@@ -293,6 +298,15 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                             },
                         },
                         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+                        "has_more": {
+                            "type": "boolean",
+                            "description": "True when a next page has results (and is within the page limit).",
+                        },
+                        "next": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "The URL (path and query) of the next page when has_more, else null.",
+                        },
                         "did_you_mean": {
                             "type": "object",
                             "nullable": True,

@@ -229,7 +229,7 @@ def _date_bounds(args: SearchArgs) -> tuple[datetime | None, datetime | None]:
 def _run(args: SearchArgs, q: str | None = None, size: int | None = None) -> SearchPage:
     """Search with every filter of ``args``, within the request's deadline."""
     date_from, date_to = _date_bounds(args)
-    return _searcher().search(
+    page = _searcher().search(
         args.q if q is None else q,
         page=args.page if size is None else 1,
         size=size or args.size,
@@ -242,6 +242,10 @@ def _run(args: SearchArgs, q: str | None = None, size: int | None = None) -> Sea
         facets=size is None,
         deadline=_deadline(),
     )
+    if page.partial:
+        # Cut short by the time limit: the same request may find more next time, so no ETag.
+        g.uncacheable = True
+    return page
 
 
 def _did_you_mean(args: SearchArgs, result: SearchPage) -> QuerySuggestion | None:
@@ -308,9 +312,13 @@ def index() -> Response | str:
     if not args.q and not args.has_filters:
         return render_template("search.html", args=args, result=None)
     result = _run(args)
+    last = min(result.pages, current_app.config["MAX_PAGE"])
+    if args.page > last and result.total:
+        # A page number past the end (an old link, a shrunk index) shows the last page.
+        args = replace(args, page=last)
+        result = _run(args)
     suggestion = _did_you_mean(args, result)
-    # The API needs a query; a page that lists a filter alone has no JSON twin.
-    api_url = _api_url(args) if args.q else None
+    api_url = _api_url(args)
     body = render_template(
         "search.html",
         args=args,
@@ -329,11 +337,19 @@ def index() -> Response | str:
 def api_search() -> dict[str, Any]:
     """JSON twin of the page: {"query", "total", ..., "results", "did_you_mean"}, the suggestion the page shows."""
     args = _search_args()
-    if not args.q:
-        raise RequestError(400, "missing_query", "the q parameter is required and must not be blank")
+    if not args.q and not args.has_filters:
+        raise RequestError(
+            400, "missing_query", "give a query (q), or a source, tag, from or to filter to list the articles it keeps"
+        )
     result = _run(args)
     suggestion = _did_you_mean(args, result)
-    return {**result.to_dict(), "did_you_mean": suggestion.to_dict() if suggestion else None}
+    has_more = result.page < min(result.pages, current_app.config["MAX_PAGE"]) and bool(result.hits)
+    return {
+        **result.to_dict(),
+        "did_you_mean": suggestion.to_dict() if suggestion else None,
+        "has_more": has_more,
+        "next": _api_url(replace(args, page=args.page + 1)) if has_more else None,
+    }
 
 
 def _complete(q: str, limit: int) -> list[dict[str, Any]]:

@@ -27,6 +27,8 @@ SEARCH_FIELDS = [
     "facets",
     "results",
     "did_you_mean",
+    "has_more",
+    "next",
 ]
 SUGGEST_FIELDS = ["text", "pinyin", "documents", "query"]
 
@@ -174,9 +176,14 @@ def test_sort_by_date_is_newest_first(client: FlaskClient) -> None:
     assert dates == sorted(dates, reverse=True) and len(dates) == 3
 
 
-def test_filters_alone_are_not_a_query(client: FlaskClient) -> None:
-    # The page lists a filter's documents without a query; the API asks for one (see the OpenAPI document).
-    resp = client.get("/api/search", query_string={"tag": "大模型"})
+def test_a_filter_alone_lists_its_articles(client: FlaskClient) -> None:
+    # As on the page: a tag, source or date range without a query lists the articles it keeps, newest first.
+    data = client.get("/api/search", query_string={"tag": "大模型"}).get_json()
+    assert data["total"] > 0 and all("大模型" in hit["tags"] for hit in data["results"])
+    dates = [hit["date"] for hit in data["results"] if hit["date"]]
+    assert dates == sorted(dates, reverse=True)
+    # With neither a query nor a filter there is nothing to list.
+    resp = client.get("/api/search", query_string={"q": " "})
     assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "missing_query"
 
 

@@ -14,6 +14,7 @@ import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis import Case
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import service.config
 from service import create_app
@@ -42,4 +43,20 @@ def test_served_document_is_the_one_tested(api_app: Flask) -> None:
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 def test_api_conforms_to_its_openapi_document(case: Case, api_app: Flask) -> None:
-    case.call_and_validate(app=api_app)
+    excluded = []
+    query = case.query or {}
+    if case.operation.path == "/api/search" and not _given(query, "q", "source", "tag", "from", "to"):
+        # "A query or a filter" is a rule OpenAPI 3.0 cannot write down; its 400 missing_query is documented.
+        excluded.append(positive_data_acceptance)
+    # Over WSGI nothing decodes a gzip or Brotli body, as every HTTP client does; compression has its own tests.
+    case.call_and_validate(app=api_app, headers={"Accept-Encoding": "identity"}, excluded_checks=excluded)
+
+
+def _given(query: dict[str, object], *names: str) -> bool:
+    """Whether any of ``names`` has a value that is not blank."""
+    for name in names:
+        value = query.get(name)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str | int) and str(v).strip() for v in values):
+            return True
+    return False
