@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 _HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _HAN_RE = re.compile(f"[{_HAN}]")
 _HAN_WORD_RE = re.compile(f"[{_HAN}]+")
+# A capital Latin letter, half- or full-width.
+_CAPITAL_RE = re.compile("[A-Z\uff21-\uff3a]")
 _LETTERS_RE = re.compile(r"[a-z]+")
 # Pinyin typed with syllable separators: "xi'an", "da mo xing".
 _PINYIN_SEPARATORS = str.maketrans("", "", "' ")
@@ -269,7 +271,9 @@ class Suggester:
         found: dict[str, Suggestion] = {}
         ids = set(self._by_term.matching(text))
         letters = text.translate(_PINYIN_SEPARATORS)
-        is_pinyin = bool(_LETTERS_RE.fullmatch(letters))
+        # Pinyin is typed in lower case: a capital (Lin, ERN) is the start of an English word, which
+        # must not turn into the Chinese words that sound like it (Lin → 令人).
+        is_pinyin = bool(_LETTERS_RE.fullmatch(letters)) and not _CAPITAL_RE.search(prefix)
         if is_pinyin:
             ids.update(self._by_pinyin.matching(letters))
         # A short prefix matches thousands of words; only the best few can be shown.
@@ -563,6 +567,10 @@ def suggest_query(
     return best
 
 
+# Queries understood as more words than this get no "did you mean".
+MAX_SUGGEST_TERMS = 12
+
+
 def did_you_mean(
     q: str,
     page: SearchPage,
@@ -581,6 +589,10 @@ def did_you_mean(
     """
     if not q.strip() or page.partial:
         # A page cut short by the time limit has undercounted, and no time is left to try others.
+        return None
+    if len(page.terms) > MAX_SUGGEST_TERMS:
+        # A long question or a pasted sentence is not a typo: respelling or dropping one of its many
+        # words changes little, and each try is a whole search (a query of 80 words took 0.4 s).
         return None
     original = full_matches(page)
     if original == 0:

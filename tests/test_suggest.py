@@ -15,7 +15,7 @@ from indexer import (
     is_gibberish,
     suggest_query,
 )
-from indexer.suggest import is_near, title_vocabulary
+from indexer.suggest import MAX_SUGGEST_TERMS, is_near, title_vocabulary
 
 from .conftest import MINI_CORPUS
 
@@ -226,6 +226,27 @@ def test_did_you_mean_needs_no_full_match_or_three_times_as_many() -> None:
     counts["开源"] = 500
     assert did_you_mean("开源 彗星", _page(0), s, count) == did_you_mean("开源 彗星", _page(0, relaxed=True), s, count)
     assert did_you_mean("开源 彗星", _page(2), s, count) is None
+
+
+def test_no_did_you_mean_for_a_long_query() -> None:
+    # Each try is a whole search; a pasted sentence of many words is not a typo.
+    s = Suggester.from_titles(TITLES)
+    runs: list[str] = []
+
+    def count(q: str) -> int:
+        runs.append(q)
+        return 5
+
+    words = ["大魔型"] + [f"词{i}" for i in range(MAX_SUGGEST_TERMS)]
+    page = SearchPage(" ".join(words), 0, 1, 10, 1.0, terms=words, total_full=0)
+    assert did_you_mean(" ".join(words), page, s, count) is None and runs == []
+
+
+def test_a_capital_letter_is_english_never_pinyin() -> None:
+    s = Suggester([*TERMS, ("linux", 3), ("令人", 9)])
+    assert "令人" in texts(s, "lin")  # lower case may be pinyin
+    assert texts(s, "Lin") == ["linux"]  # Lin is the start of an English word
+    assert texts(s, "ＬＩＮ") == ["linux"]
 
 
 def test_did_you_mean_on_the_index_matches_the_page_count(searcher: Searcher) -> None:
