@@ -33,6 +33,7 @@ from typing import Any
 from whoosh import query as wq
 from whoosh.matching import ListMatcher, NullMatcher, WrappingMatcher
 
+from ...plan import QUESTION_FILL_BELOW
 from .scoring import CachedBM25F, add_term_scores
 
 # A unit written another way than typed (软体 for 软件, the other region's word) scores this much of
@@ -180,13 +181,17 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             total_full += sum(1 for d in score if count.get(d, 0) >= self.min_match)
             found.append((leaf, offset, score, count, mask))
         self.total_full = total_full
-        fill = self.fill_below > 0 and total_full < self.fill_below
+        fill_below = (
+            max(self.fill_below, QUESTION_FILL_BELOW) if self.fill_below and not self.tiered else self.fill_below
+        )
+        short = fill_below > 0 and total_full < fill_below
+        fill = short
         # Whether the page is filled with documents that are not full matches (only then are scores tiered).
         fill = fill and any(0 < count.get(d, 0) < self.min_match for _, _, score, count, _ in found for d in score)
         leaves: dict[int, tuple[list[int], list[float]]] = {}
         # A question's page is filled with every document its words score in, down to a shared
         # character bigram (a name the segmenter cut differently), ranked after the full matches.
-        loose = self.fill_below > 0 and total_full < self.fill_below and not self.tiered and not required
+        loose = short and not self.tiered and not required
         fill = fill or (loose and bool(self.extras))
         for leaf, offset, score, count, mask in found:
             kept_set = {d for d in score if count.get(d, 0) >= self.min_match or (fill and count.get(d, 0) > 0)}
