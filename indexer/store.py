@@ -44,7 +44,8 @@ class RawPage:
 
 
 # The orders a search can ask for, and the fields facets are counted over.
-SORTS = ("relevance", "date")
+# date: newest first; oldest: oldest first. Undated articles come last in both.
+SORTS = ("relevance", "date", "oldest")
 FACETS = ("source", "tags")
 
 

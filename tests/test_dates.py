@@ -142,6 +142,14 @@ def test_newest_first_follows_the_instant_across_offsets(client: FlaskClient) ->
     assert ids(search(client, q="时区 -不存在的词", sort="date")) == NEWEST_FIRST
 
 
+def test_oldest_first_follows_the_instant_and_keeps_undated_articles_last(client: FlaskClient) -> None:
+    oldest_first = [*reversed(NEWEST_FIRST[:-1]), "undated"]
+    assert ids(search(client, sort="oldest")) == oldest_first
+    # A filter alone (no words to rank by) lists in the same order.
+    resp = client.get("/api/search", query_string={"source": "", "from": "2000-01-01", "sort": "oldest"})
+    assert ids(resp.get_json()) == oldest_first[:-1]
+
+
 def test_the_expected_order_is_the_instant_order_not_the_wall_clock_order() -> None:
     dated = [(a["id"], parse_date(a["date"])) for a in ARTICLES if "date" in a]
     by_instant = sorted(dated, key=lambda item: utc_instant(item[1]), reverse=True)  # type: ignore[arg-type]

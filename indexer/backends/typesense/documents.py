@@ -35,7 +35,7 @@ from ...schema import SCHEMA_VERSION
 # Bump when the documents or the collection schema below change: a cluster
 # built by another layout must be rebuilt, like a Whoosh index of another format.
 # 2: date_local (date filters by the day as written; ``date`` is the instant).
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 FORMAT_VERSION = f"{SCHEMA_VERSION}+ts{LAYOUT_VERSION}"
 
 MISSING_DATE = -(2**62)
@@ -86,6 +86,8 @@ def to_document(article: Article) -> dict[str, Any]:
         "source": article.source,
         "tags": list(article.tags),
         "date": epoch(article.date) if article.date is not None else MISSING_DATE,
+        # Ascending on this field (sort=oldest) puts undated articles last, as descending on "date" does.
+        "date_oldest": epoch(article.date) if article.date is not None else -MISSING_DATE,
         DATE_FILTER_FIELD: epoch(article.date.replace(tzinfo=None)) if article.date is not None else MISSING_DATE,
         "title": article.title,
         "body": article.body,
@@ -126,6 +128,7 @@ def collection_schema(name: str) -> dict[str, Any]:
         {"name": "source", "type": "string", "facet": True},
         {"name": "tags", "type": "string[]", "facet": True},
         {"name": "date", "type": "int64", "sort": True},
+        {"name": "date_oldest", "type": "int64", "sort": True},
         {"name": DATE_FILTER_FIELD, "type": "int64"},
     ]
     return {

@@ -42,6 +42,13 @@ from .client import API_KEY_ENV, COLLECTION_ENV, IMPORT_TIMEOUT_S, NODES_ENV, RE
 from .documents import FORMAT_VERSION, STORED_FIELDS, collection_schema, from_document, to_document
 from .query import FILTER_FIELD, Expr, RankQuery, compile_filter, rank_query, render_filter
 
+# Typesense sort orders by the API's sort; undated articles last in both date orders.
+_SORT_BY = {
+    "relevance": "_text_match:desc,date:desc",
+    "date": "date:desc,_text_match:desc",
+    "oldest": "date_oldest:asc,_text_match:desc",
+}
+
 DEFAULT_NODES = "http://127.0.0.1:8108"
 DEFAULT_COLLECTION = "zhsearch"
 
@@ -331,9 +338,9 @@ class TypesenseStore:
                 # Date order needs no ranking: the filter alone decides the matches.
                 params["q"] = "*"
             params.update(query_by=QUERY_BY, query_by_weights=QUERY_WEIGHTS)
-            params["sort_by"] = "date:desc,_text_match:desc" if request.sort == "date" else "_text_match:desc,date:desc"
+            params["sort_by"] = _SORT_BY[request.sort]
         else:
-            params.update(q="*", sort_by="date:desc")
+            params.update(q="*", sort_by=_SORT_BY["oldest" if request.sort == "oldest" else "date"])
         result = self._multi_search([params])[0]
         hits = [RawHit(from_document(h["document"]), float(h.get("text_match") or 0)) for h in result.get("hits", [])]
         return RawPage(

@@ -551,20 +551,24 @@ def _facet_values(searcher: WhooshSearcher, field: str) -> list[tuple[str, ...]]
     return values
 
 
-class _NewestFirst(sorting.FacetType):  # type: ignore[misc]
-    """Sort key for ``sort=date``: dated documents newest first, then the undated ones.
+class _ByDate(sorting.FacetType):  # type: ignore[misc]
+    """Sort key for ``sort=date`` (newest first) and ``sort=oldest``: dated documents, then the undated ones.
 
     ``FieldFacet(DATE, reverse=True)`` puts undated documents first: their
     column holds the column's default, the largest value there is.
     """
 
+    def __init__(self, newest: bool) -> None:
+        self.newest = newest
+
     def categorizer(self, global_searcher: Any) -> Any:
-        return _NewestFirstCategorizer(global_searcher)
+        return _ByDateCategorizer(global_searcher, self.newest)
 
 
-class _NewestFirstCategorizer(sorting.Categorizer):  # type: ignore[misc]
-    def __init__(self, global_searcher: Any) -> None:
+class _ByDateCategorizer(sorting.Categorizer):  # type: ignore[misc]
+    def __init__(self, global_searcher: Any, newest: bool) -> None:
         self._missing = global_searcher.schema[DATE].column_type.default_value()
+        self._newest = newest
         self._column: Any = None
 
     def set_searcher(self, segment_searcher: Any, docoffset: int) -> None:
@@ -572,6 +576,9 @@ class _NewestFirstCategorizer(sorting.Categorizer):  # type: ignore[misc]
 
     def key_for(self, matcher: Any, segment_docnum: int) -> Any:
         value = self._column[segment_docnum]
+        if not self._newest:
+            # Oldest first: undated documents hold the column's largest value, so they come last.
+            return value
         # Ascending keys: newer dates are more negative; undated (1) after every dated one.
         return 1 if value == self._missing else -value
 
@@ -984,8 +991,8 @@ class WhooshStore:
         units = find_units(q)
         limit = request.page * request.size
         collector: Any
-        if request.sort == "date":
-            collector = SortingCollector(_NewestFirst(), limit=limit)
+        if request.sort in ("date", "oldest"):
+            collector = SortingCollector(_ByDate(newest=request.sort == "date"), limit=limit)
         else:
             # replace=0: Whoosh's matcher replacement drops matching documents
             # from unions with phrases and from AND NOT (seen in Whoosh 2.7.4
