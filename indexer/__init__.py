@@ -24,7 +24,7 @@ from .errors import (  # noqa: E402
 )
 from .plan import FILL_BELOW, MODES  # noqa: E402
 from .schema import SCHEMA_VERSION  # noqa: E402
-from .search import PAGE_SIZE_CAP, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
+from .search import PAGE_SIZE_CAP, DocumentView, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
 from .store import SORTS, IndexInfo, IndexStore, StoreSettings  # noqa: E402
 from .suggest import (  # noqa: E402
     QuerySuggestion,
@@ -49,6 +49,7 @@ __all__ = [
     "Article",
     "BuildStats",
     "CorpusError",
+    "DocumentView",
     "Hit",
     "IndexBusyError",
     "IndexDirError",

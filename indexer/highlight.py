@@ -188,6 +188,54 @@ def highlight_all(text: str, marks: Iterable[str | Sequence[str]], deadline: flo
     return render(text, find_spans(text, marks, deadline))
 
 
+# A paragraph ends at a blank line (spaces on it and further blank lines included).
+_PARAGRAPH_BREAK_RE = re.compile(r"(?:\r\n|\r|\n)[^\S\r\n]*(?:\r\n|\r|\n)\s*")
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
+
+
+def _escape_lines(text: str) -> str:
+    # The single line breaks of a paragraph are kept: a plain-text article often has one line per paragraph.
+    return _LINE_BREAK_RE.sub("<br>", html.escape(text))
+
+
+def render_paragraphs(text: str, spans: Sequence[Span]) -> str:
+    """The whole text as safe HTML paragraphs (``<p>`` at blank lines, ``<br>`` at line breaks), spans marked.
+
+    ``spans`` are sorted, non-overlapping character offsets into ``text``, as
+    ``find_spans`` returns them; a span across a paragraph break is marked in
+    each paragraph. Nothing else in the text is interpreted: Markdown shows as written.
+    """
+    bounds: list[Span] = []
+    pos = 0
+    for m in _PARAGRAPH_BREAK_RE.finditer(text):
+        bounds.append((pos, m.start()))
+        pos = m.end()
+    bounds.append((pos, len(text)))
+    out: list[str] = []
+    i = 0
+    for start, end in bounds:
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start == end:
+            continue
+        # Spans are sorted, so those wholly before this paragraph are never looked at again.
+        while i < len(spans) and spans[i][1] <= start:
+            i += 1
+        parts: list[str] = []
+        at, j = start, i
+        while j < len(spans) and spans[j][0] < end:
+            s, e = max(spans[j][0], start), min(spans[j][1], end)
+            parts.append(_escape_lines(text[at:s]))
+            parts.append(f"<mark>{_escape_lines(text[s:e])}</mark>")
+            at = e
+            j += 1
+        parts.append(_escape_lines(text[at:end]))
+        out.append(f"<p>{''.join(parts)}</p>")
+    return "\n".join(out)
+
+
 # -- plain text for snippets -----------------------------------------------------------------------
 
 _TAG_RE = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)(?:\s[^<>]{0,500})?/?>")

@@ -17,7 +17,7 @@ from .analysis import init_jieba, query_terms
 from .backends import IndexTarget, open_store
 from .corpus import Article
 from .errors import QueryError
-from .highlight import highlight_all, snippet
+from .highlight import Span, find_spans, highlight_all, render, render_paragraphs, snippet
 from .plan import MODES, Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_forms, load_tables
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
 from .rank import Proximity, proximity, rerank_by_proximity
@@ -143,6 +143,29 @@ def document_dict(doc: Article) -> dict[str, Any]:
         "tags": list(doc.tags),
         "url": doc.url,
     }
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """A stored document with a query's matches: safe HTML, and offsets in code points of the stored text."""
+
+    doc: Article
+    # The title escaped, matches in <mark>; the body as <p> paragraphs, escaped, matches in <mark>.
+    title_html: str
+    body_html: str
+    # Sorted, non-overlapping [start, end) spans, in characters (code points) of doc.title and doc.body.
+    title_matches: list[Span] = field(default_factory=list)
+    matches: list[Span] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``/api/documents/<id>``: the stored fields, then the highlights."""
+        return {
+            **document_dict(self.doc),
+            "title_html": self.title_html,
+            "body_html": self.body_html,
+            "title_matches": [[s, e] for s, e in self.title_matches],
+            "matches": [[s, e] for s, e in self.matches],
+        }
 
 
 class Searcher:
@@ -292,6 +315,34 @@ class Searcher:
     def get(self, doc_id: str) -> Article | None:
         """The stored document with this id, or None."""
         return self.store.get(doc_id)
+
+    def highlight_terms(self, q: str, mode: str = "auto") -> tuple[tuple[str, ...], ...]:
+        """What ``search`` marks for query ``q``: each counted unit's forms, synonyms included."""
+        # The same steps as search(), without filters: they never add anything to mark.
+        return highlight_forms(expand_synonyms(drop_stop_chunks(parse_query(" ".join(q.split()))), self.synonyms), mode)
+
+    def document(
+        self, doc_id: str, q: str | None = None, *, mode: str = "auto", deadline: float | None = None
+    ) -> DocumentView | None:
+        """The stored document with this id and the matches of query ``q`` marked in it, or None.
+
+        The marks are those of the result list (``highlight_terms``), found in
+        the whole stored title and body as written, Markdown included. Without
+        ``q`` (or once ``deadline`` has passed) nothing is marked.
+        """
+        doc = self.store.get(doc_id)
+        if doc is None:
+            return None
+        terms = self.highlight_terms(q, mode) if q and q.strip() else ()
+        title_spans = find_spans(doc.title, terms, deadline)
+        body_spans = find_spans(doc.body, terms, deadline)
+        return DocumentView(
+            doc=doc,
+            title_html=render(doc.title, title_spans),
+            body_html=render_paragraphs(doc.body, body_spans),
+            title_matches=title_spans,
+            matches=body_spans,
+        )
 
     def info(self) -> IndexInfo:
         """Document count, size, format version and build time of the index."""

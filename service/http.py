@@ -26,7 +26,9 @@ from flask_compress import Compress
 from indexer import Searcher
 
 # Endpoints whose answers depend only on the request and the index.
-CACHEABLE = frozenset({"search.index", "search.api_search", "search.api_suggest", "search.api_document"})
+CACHEABLE = frozenset(
+    {"search.index", "search.api_search", "search.api_suggest", "search.api_document", "search.document"}
+)
 # How often each worker asks the store whether the index changed.
 GENERATION_RECHECK_S = 2.0
 STATIC_MAX_AGE_S = 365 * 24 * 3600

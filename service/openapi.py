@@ -89,7 +89,8 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
         ),
         _query_param(
             "sort",
-            "Order of results: relevance (BM25F) or date (newest first).",
+            "Order of results: relevance (BM25F), date (newest first) or oldest (oldest first); "
+            "undated articles come last in both date orders.",
             {"type": "string", "enum": list(SORTS), "default": "relevance"},
         ),
         _query_param(
@@ -99,6 +100,11 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
             {"type": "string", "enum": list(MODES), "default": "auto"},
         ),
     ]
+    # [start, end) pairs of character offsets (Unicode code points) into a stored text.
+    offsets = {
+        "type": "array",
+        "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2},
+    }
     facet_value = {
         "type": "object",
         "required": ["value", "count"],
@@ -171,11 +177,21 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                                 "pattern": _NO_CONTROLS,
                             },
                             "example": "ernie",
-                        }
+                        },
+                        _query_param(
+                            "q",
+                            "A query whose matches to mark (title_html, body_html) and locate (title_matches,"
+                            " matches), as the results of /api/search mark it; without it nothing is marked.",
+                            query_text,
+                            example="文心",
+                        ),
                     ],
                     "responses": {
                         "200": _ok("The document.", "Document"),
-                        "400": _error("invalid_parameter: an id with control characters or too long."),
+                        "400": _error(
+                            "invalid_parameter: an id with control characters or too long; query_too_long or"
+                            " invalid_query: a bad q."
+                        ),
                         "404": _error("not_found."),
                         "503": _error("index_unavailable or index_error."),
                     },
@@ -347,6 +363,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "id",
                         "title",
                         "url",
+                        "doc_url",
                         "date",
                         "source",
                         "tags",
@@ -359,6 +376,14 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "id": {"type": "string"},
                         "title": {"type": "string"},
                         "url": {"type": "string"},
+                        "doc_url": {
+                            "type": "string",
+                            "description": (
+                                "The path and query of the article's page on this server (/doc/…, the id"
+                                " percent-encoded with its slashes as %2F, then ?q= the query), which shows"
+                                " the whole stored text with the matches marked."
+                            ),
+                        },
                         "date": {"type": "string", "nullable": True},
                         "source": {"type": "string"},
                         "tags": {"type": "array", "items": {"type": "string"}},
@@ -400,7 +425,19 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                 "Document": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["id", "title", "body", "date", "source", "tags", "url"],
+                    "required": [
+                        "id",
+                        "title",
+                        "body",
+                        "date",
+                        "source",
+                        "tags",
+                        "url",
+                        "title_html",
+                        "body_html",
+                        "title_matches",
+                        "matches",
+                    ],
                     "properties": {
                         "id": {"type": "string"},
                         "title": {"type": "string"},
@@ -409,6 +446,25 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "source": {"type": "string"},
                         "tags": {"type": "array", "items": {"type": "string"}},
                         "url": {"type": "string"},
+                        "title_html": {"type": "string", "description": "HTML-escaped title, matches of q in <mark>."},
+                        "body_html": {
+                            "type": "string",
+                            "description": (
+                                "The whole body, HTML-escaped, as <p> paragraphs (at blank lines, <br> at line"
+                                " breaks), matches of q in <mark>. Markdown is shown as written."
+                            ),
+                        },
+                        "title_matches": {
+                            **offsets,
+                            "description": "[start, end) of each match of q in title, in Unicode code points.",
+                        },
+                        "matches": {
+                            **offsets,
+                            "description": (
+                                "[start, end) of each match of q in body, in Unicode code points of the stored"
+                                " text (not UTF-16 units); sorted, not overlapping. Empty without q."
+                            ),
+                        },
                     },
                 },
                 "Health": {

@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 
@@ -22,7 +22,7 @@ from indexer import (
     Suggester,
     SuggesterCache,
     did_you_mean,
-    document_dict,
+    format_date,
     full_matches,
     titles_with,
 )
@@ -344,8 +344,10 @@ def api_search() -> dict[str, Any]:
     result = _run(args)
     suggestion = _did_you_mean(args, result)
     has_more = result.page < min(result.pages, current_app.config["MAX_PAGE"]) and bool(result.hits)
+    data = result.to_dict()
+    data["results"] = [_with_doc_url(hit, args.q) for hit in data["results"]]
     return {
-        **result.to_dict(),
+        **data,
         "did_you_mean": suggestion.to_dict() if suggestion else None,
         "has_more": has_more,
         "next": _api_url(replace(args, page=args.page + 1)) if has_more else None,
@@ -382,15 +384,69 @@ def api_openapi() -> dict[str, Any]:
     return openapi_document(current_app.config)
 
 
+def _doc_id_arg(doc_id: str, message: str | None = None) -> str:
+    """``doc_id`` if it can be an id (no control characters, at most MAX_DOC_ID_CHARS), else a 400."""
+    if _has_controls(doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
+        raise _invalid(message or f"a document id is at most {MAX_DOC_ID_CHARS} characters, without control characters")
+    return doc_id
+
+
+@bp.app_template_global("doc_url")
+def doc_url(doc_id: str, q: str = "") -> str:
+    """The document page's address for ``doc_id``, with the query whose matches it marks."""
+    # The id is one path segment, its slashes encoded (%2F): a browser resolves "." and ".." segments
+    # of an address before sending it, so "a/../b" written with plain slashes would open "b".
+    address = url_for("search.index") + "doc/" + quote(doc_id, safe="")
+    return address + ("?" + urlencode({"q": q}) if q else "")
+
+
+def _with_doc_url(hit: dict[str, Any], q: str) -> dict[str, Any]:
+    """A result's JSON with ``doc_url`` after ``url``."""
+    out: dict[str, Any] = {}
+    for key, value in hit.items():
+        out[key] = value
+        if key == "url":
+            out["doc_url"] = doc_url(hit["id"], q)
+    return out
+
+
+def _is_web_url(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+# merge_slashes=False: an id may hold "//" (a/b//c), which must not be redirected to another id.
+@bp.get("/doc/<path:doc_id>", merge_slashes=False)
+def document(doc_id: str) -> Response:
+    """The document page: the whole stored article, its metadata, and the matches of ``q`` marked."""
+    doc_id = _doc_id_arg(doc_id, f"文章编号最长 {MAX_DOC_ID_CHARS} 个字符，且不能含控制字符。")
+    q = _query_arg()
+    view = _searcher().document(doc_id, q, deadline=_deadline())
+    if view is None:
+        raise RequestError(404, "not_found", f"没有编号为“{doc_id}”的文章，它可能已从索引中删除。")
+    body = render_template(
+        "doc.html",
+        view=view,
+        doc=view.doc,
+        q=q,
+        date=format_date(view.doc.date),
+        original=view.doc.url if _is_web_url(view.doc.url) else "",
+        back_url=url_for("search.index") + ("?" + urlencode({"q": q}) if q else ""),
+        api_url=url_for("search.api_document", doc_id=doc_id) + ("?" + urlencode({"q": q}) if q else ""),
+    )
+    return Response(body, mimetype="text/html")
+
+
 @bp.get("/api/documents/<path:doc_id>")
 def api_document(doc_id: str) -> dict[str, Any]:
-    """One stored document by id, or a 404 error; ids are looked up in the index, never on disk."""
-    if _has_controls(doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
-        raise _invalid(f"a document id is at most {MAX_DOC_ID_CHARS} characters, without control characters")
-    doc = _searcher().get(doc_id)
-    if doc is None:
+    """One stored document by id, with the matches of ``q`` marked, or a 404 error.
+
+    Ids are looked up in the index, never on disk.
+    """
+    doc_id = _doc_id_arg(doc_id)
+    view = _searcher().document(doc_id, _query_arg(), deadline=_deadline())
+    if view is None:
         raise RequestError(404, "not_found", f"no document with id {doc_id!r}")
-    return document_dict(doc)
+    return view.to_dict()
 
 
 @bp.get("/healthz")

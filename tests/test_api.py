@@ -13,7 +13,19 @@ from service import create_app
 
 from .conftest import MINI_CORPUS
 
-RESULT_FIELDS = ["id", "title", "url", "date", "source", "tags", "score", "title_html", "snippet_html", "missing"]
+RESULT_FIELDS = [
+    "id",
+    "title",
+    "url",
+    "doc_url",
+    "date",
+    "source",
+    "tags",
+    "score",
+    "title_html",
+    "snippet_html",
+    "missing",
+]
 SEARCH_FIELDS = [
     "query",
     "total",
@@ -313,6 +325,33 @@ def test_document_lookup(client: FlaskClient) -> None:
     assert "PaddlePaddle" in data["body"]
     # Path-based ids contain slashes.
     assert client.get("/api/documents/notes/rust.md").get_json()["id"] == "notes/rust.md"
+    # Without a query nothing is marked: the escaped text, and no offsets.
+    assert data["title_html"] == data["title"] and data["title_matches"] == data["matches"] == []
+    assert data["body_html"].startswith("<p>") and "<mark>" not in data["body_html"]
+    doc = client.get("/api/openapi.json").get_json()["components"]["schemas"]["Document"]
+    assert list(data) == doc["required"]
+
+
+def test_document_lookup_marks_the_query(client: FlaskClient) -> None:
+    data = client.get("/api/documents/ernie", query_string={"q": "飞桨 -汽车"}).get_json()
+    assert "<mark>飞桨</mark>" in data["body_html"]
+    assert data["matches"] and all(data["body"][s:e] == "飞桨" for s, e in data["matches"])
+    # An excluded word is never marked.
+    assert "<mark>汽车</mark>" not in data["body_html"]
+    # Ids with slashes, encoded as the results' doc_url encodes them, and the same query rules as /api/search.
+    rust = client.get("/api/documents/notes%2Frust.md", query_string={"q": "rust"}).get_json()
+    assert rust["title_matches"] == [[0, 4]]
+    resp = client.get("/api/documents/ernie", query_string={"q": "a\x00b"})
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "invalid_query"
+
+
+def test_every_result_has_its_document_page(client: FlaskClient) -> None:
+    data = client.get("/api/search", query_string={"q": "大模型 OR Rust", "size": 10}).get_json()
+    for hit in data["results"]:
+        page = client.get(hit["doc_url"])
+        assert page.status_code == 200 and page.mimetype == "text/html", hit["doc_url"]
+    urls = {hit["id"]: hit["doc_url"] for hit in data["results"]}
+    assert urls["notes/rust.md"] == "/doc/notes%2Frust.md?q=%E5%A4%A7%E6%A8%A1%E5%9E%8B+OR+Rust"
 
 
 @pytest.mark.parametrize(

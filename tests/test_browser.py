@@ -565,3 +565,46 @@ def test_the_placeholder_fits_on_a_phone(mobile: Page) -> None:
         }"""
     )
     assert needed <= room, f"the placeholder needs {needed:.0f}px of {room:.0f}px"
+
+
+def test_a_result_without_a_url_opens_its_document_page(desktop: Page) -> None:
+    page = desktop.goto("/?q=Rust")
+    title = page.locator("ol.hits .title a", has_text="Rust 1.80")
+    assert title.get_attribute("href") == "/doc/notes%2Frust.md?q=Rust"
+    with page.expect_navigation():
+        title.click()
+    assert page.url.endswith("/doc/notes%2Frust.md?q=Rust")
+    assert page.locator("h1.doc-title").inner_text() == "Rust 1.80 稳定版发布"
+    assert page.locator(".doc-body mark").first.is_visible()
+    assert page.locator(".doc-body mark").first.inner_text() == "Rust"
+    desktop.shot("doc-1280")
+    with page.expect_navigation():
+        page.click("text=返回搜索结果")
+    assert page.input_value("#q") == "Rust"
+    # The keyboard way: j to the first result, Enter to open it.
+    page.keyboard.press("j")
+    assert active(page)["hit"] == "0"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "/doc/notes%2Frust.md" in page.url
+    assert page.locator("h1.doc-title mark").is_visible()
+
+
+def test_a_result_with_a_url_keeps_it_and_offers_the_full_text(mobile: Page) -> None:
+    page = mobile.goto("/?q=飞桨")
+    hit = page.locator("ol.hits li.hit").first
+    assert (hit.locator(".title a").get_attribute("href") or "").startswith("https://")
+    with page.expect_navigation():
+        hit.locator("a.fulltext").click()
+    assert page.locator(".doc-body mark").first.is_visible()
+    assert page.locator("a.doc-original").get_attribute("href") == "https://news.example.com/ernie-45"
+    # Nothing is wider than the phone.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    mobile.shot("doc-360")
+
+
+@pytest.mark.parametrize("axe_tab", [DESKTOP, MOBILE], ids=["1280", "360"], indirect=True)
+def test_axe_on_the_document_page(axe_tab: Page) -> None:
+    page = axe_tab.goto("/doc/ernie?q=飞桨")
+    assert page.locator(".doc-body mark").count() > 0
+    assert axe_problems(page) == []

@@ -180,8 +180,11 @@ def test_javascript_urls_never_become_links(tmp_path: Path) -> None:
     client = create_app({"TESTING": True, "INDEX_DIR": str(tmp_path / "index"), "PER_PAGE": 20}).test_client()
     text = client.get("/", query_string={"q": "链接"}).get_data(as_text=True)
     assert_safe_html(text, "链接")
-    linked = re.findall(r'<h3 class="title"><a href="([^"]*)">', text)
-    assert sorted(html.unescape(h) for h in linked) == sorted(u for u in URLS if u.startswith(("http://", "https://")))
+    linked = [html.unescape(h) for h in re.findall(r'<h3 class="title"><a href="([^"]*)">', text)]
+    # Every other title opens the article's page on this server instead.
+    external = sorted(h for h in linked if not h.startswith("/doc/"))
+    assert external == sorted(u for u in URLS if u.startswith(("http://", "https://")))
+    assert len(linked) == len(URLS)
 
 
 def test_no_debug_mode_from_the_environment(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -230,9 +230,9 @@ def test_unknown_page_is_a_friendly_404(client: FlaskClient) -> None:
 
 
 def test_non_http_urls_are_not_links(client: FlaskClient) -> None:
-    # Mini-corpus text files have no url at all; their titles must not become links.
+    # Mini-corpus text files have no url at all; their titles open the article's page on this server.
     html = page(client, q="LazyCell")
-    assert '<h3 class="title"><span class="nolink" tabindex="-1">Rust 1.80' in html
+    assert '<h3 class="title"><a href="/doc/notes%2Frust.md?q=LazyCell">Rust 1.80' in html
 
 
 def test_the_page_says_where_the_full_matches_end(client: FlaskClient) -> None:
