@@ -1,4 +1,4 @@
-"""Make docs/screenshot-results.png, the README's picture of the results page.
+"""Make the README's pictures: the results page, an article's page, and the results on a phone.
 
 Indexes corpus/ into a temporary directory, runs `zhsearch serve` on a free
 port, and photographs a search with Debian's Chromium (apt-get install
@@ -26,6 +26,8 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OUT = ROOT / "docs" / "screenshot-results.png"
+DOCUMENT = ROOT / "docs" / "screenshot-document.png"
+PHONE = ROOT / "docs" / "screenshot-phone.png"
 
 
 def main(query: str = "混合专家") -> None:
@@ -62,11 +64,19 @@ def main(query: str = "混合专家") -> None:
                 page.goto(url)  # the first search opens the index; show a warm one
                 page.goto(url)
                 page.screenshot(path=str(OUT))
+                # The first result's own page (全文, or the title of an article without a url).
+                page.locator("ol.hits > li.hit").first.locator("a[href^='/doc/']").first.click()
+                page.wait_for_load_state()
+                page.screenshot(path=str(DOCUMENT))
+                phone = browser.new_page(viewport={"width": 360, "height": 740}, locale="zh-CN")
+                phone.goto(url)
+                phone.screenshot(path=str(PHONE))
                 browser.close()
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-    print(f"{OUT} ({OUT.stat().st_size // 1024} KB)")
+    for path in (OUT, DOCUMENT, PHONE):
+        print(f"{path} ({path.stat().st_size // 1024} KB)")
 
 
 if __name__ == "__main__":
