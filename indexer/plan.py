@@ -402,6 +402,11 @@ def _runs(text: str) -> list[tuple[str, list[str], bool]]:
     return runs
 
 
+# Words that frame a question without being asked about, beyond the stop words: the 指 of
+# "樹坐指的是…" / "是指" (what a name refers to). A name run (樹坐) must not take it in.
+_QUESTION_FILLER = STOP_WORDS | frozenset({"指"})
+
+
 def _name_runs(terms: list[str]) -> list[list[str]]:
     """The terms of a Chinese run, with each stretch of single characters grouped when it reads as a name.
 
@@ -418,12 +423,12 @@ def _name_runs(terms: list[str]) -> list[list[str]]:
     for group in groups:
         # A stop word at either end (前赵的, 米饼是) belongs to the sentence, not to the name.
         start, end = 0, len(group)
-        while start < end and group[start] in STOP_WORDS:
+        while start < end and group[start] in _QUESTION_FILLER:
             start += 1
-        while end > start and group[end - 1] in STOP_WORDS:
+        while end > start and group[end - 1] in _QUESTION_FILLER:
             end -= 1
         name = group[start:end]
-        if len(name) > 1 and sum(1 for t in name if t not in STOP_WORDS) >= 2:
+        if len(name) > 1 and sum(1 for t in name if t not in _QUESTION_FILLER) >= 2:
             out += [[t] for t in group[:start]] + [name] + [[t] for t in group[end:]]
         else:
             out.extend([t] for t in group)
@@ -441,7 +446,7 @@ def _text_units(item: Text, mode: str) -> tuple[list[Unit], bool]:
     """The units of one typed chunk, and whether it reads as a question."""
     runs = _runs(item.text)
     terms = [t for _, ts, _ in runs for t in ts]
-    content = [t for t in terms if t not in STOP_WORDS]
+    content = [t for t in terms if t not in _QUESTION_FILLER]
     question = (
         mode != "all"
         and not item.required
@@ -470,7 +475,7 @@ def _text_units(item: Text, mode: str) -> tuple[list[Unit], bool]:
                 typed = "".join(group)
                 units.append(Unit(typed, _forms(typed, group, True), item.field))
             for term in group:
-                if term in STOP_WORDS and not lone_alone:
+                if term in _QUESTION_FILLER and not lone_alone:
                     continue
                 lone = len(term) == 1 and not lone_alone
                 if lone and item.relaxed:

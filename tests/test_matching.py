@@ -152,3 +152,10 @@ def test_a_question_with_no_full_match_still_finds_shared_characters(question_se
     # The segmenter reads 王沈是 as one word, which no document has; its character pairs find the answer.
     page = question_searcher.search("王沈是哪里人？")
     assert page.total_full == 0 and page.hits and page.hits[0].id == "plain2"
+
+
+def test_a_name_in_a_question_leaves_out_the_word_that_frames_it() -> None:
+    # 樹坐指的是…: 指 (refers to) frames the question; the name is 樹坐, not 樹坐指.
+    plan = plan_match([Text("樹坐指的是哪一種抗爭方式?")])
+    labels = [u.label for u in plan.units if u.counts]
+    assert "树坐" in labels and "树坐指" not in labels  # labels are folded
