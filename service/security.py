@@ -30,6 +30,10 @@ SECURITY_HEADERS = {
 _BAD_PERCENT_RE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _PERCENT_RE = re.compile(rb"%([0-9A-Fa-f]{2})")
 CORS_MAX_AGE = 600
+# What a cross-origin client may send beyond the CORS-safelisted headers: If-None-Match, to revalidate
+# an answer by its ETag. Clients may read Link (the JSON twin, the next page) and ETag.
+CORS_ALLOW_HEADERS = "If-None-Match"
+CORS_EXPOSE_HEADERS = "Link, ETag"
 
 
 def _percent_decode(raw: bytes) -> bytes:
@@ -70,9 +74,10 @@ def _add_cors(response: Response) -> None:
         if origin not in origins:
             return
         response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Access-Control-Expose-Headers"] = "Link"
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
         response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE)
 
 

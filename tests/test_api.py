@@ -301,6 +301,10 @@ def test_cors_allows_the_configured_origins(index_dir: Path) -> None:
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://a.example"
     assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
+    # A client that revalidates by ETag sends If-None-Match, which needs the preflight's leave.
+    assert "If-None-Match" in preflight.headers["Access-Control-Allow-Headers"]
+    allowed = client.get("/api/search", query_string={"q": "飞桨"}, headers={"Origin": "https://a.example"})
+    assert {"Link", "ETag"} <= {h.strip() for h in allowed.headers["Access-Control-Expose-Headers"].split(",")}
     # The HTML page is not part of the API.
     assert "Access-Control-Allow-Origin" not in client.get("/", headers={"Origin": "https://a.example"}).headers
     star = create_app({"TESTING": True, "INDEX_DIR": str(index_dir), "CORS_ORIGINS": ["*"]}).test_client()
