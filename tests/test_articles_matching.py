@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from highlight_eval import count_marks  # bench/: the same count `make eval` reports
 
 from indexer import Searcher
 from indexer.analysis import folded_pattern, normalize
@@ -71,3 +72,17 @@ def test_taiwan_and_mainland_words_find_the_same_articles(searcher: Searcher) ->
     taiwan = searcher.search("軟體開發", size=20)
     assert mainland.total == taiwan.total > 0
     assert [h.id for h in mainland.hits] == [h.id for h in taiwan.hits]
+
+
+@pytest.mark.parametrize(
+    "q", ["大模型", "逻辑卷 扩容", "ERNIE 4.5", "混合专家", "文心大模型4.5有多少个模型？", "如何在Linux上安装Nginx？"]
+)
+def test_highlights_and_snippets_hold_at_scale(searcher: Searcher, q: str) -> None:
+    page = searcher.search(q, size=10)
+    shown = [html for hit in page.hits for html in (hit.title_html, hit.snippet_html)]
+    marks = count_marks(q, shown)
+    assert marks.marks > 0 and marks.lone == 0, marks.examples
+    for hit in page.hits:
+        # Snippets are text: no Markdown, no escaped line breaks, no half-shown mark.
+        assert "**" not in hit.snippet_html and "## " not in hit.snippet_html and "\\n" not in hit.snippet_html
+        assert hit.snippet_html.count("<mark>") == hit.snippet_html.count("</mark>")
