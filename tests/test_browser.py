@@ -88,6 +88,10 @@ class Page:
 
     def goto(self, path: str) -> Any:
         self.page.goto(self.base + path)
+        # The empty page focuses its box (autofocus), which a busy machine may do a moment after the
+        # load event: wait for it as a person would, rather than type into nothing.
+        if self.page.locator("[autofocus]").count():
+            self.page.wait_for_function("document.activeElement?.hasAttribute('autofocus')")
         return self.page
 
     def shot(self, name: str, full_page: bool = True) -> None:
