@@ -6,6 +6,7 @@ import csv
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from indexer import Searcher, build_index, init_jieba
+from indexer.backends.typesense import API_KEY_ENV, COLLECTION_ENV, NODES_ENV
 from service import create_app
 
 DATA = Path(__file__).parent / "data"
@@ -102,3 +104,23 @@ def cluster() -> Iterator[TypesenseCluster]:
         pytest.skip(reason)
     with TypesenseCluster(nodes=3) as c:
         yield c
+
+
+# Each backend a test module runs against; the Typesense one needs the shared cluster.
+BACKENDS = ["whoosh", pytest.param("typesense", marks=pytest.mark.cluster)]
+
+
+@contextmanager
+def backend_environment(request: pytest.FixtureRequest, collection: str) -> Iterator[str]:
+    """The backend ``request.param``, with ZHSEARCH_BACKEND (and the cluster's settings) in the environment."""
+    name: str = request.param
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZHSEARCH_BACKEND", name)
+        if name == "typesense":
+            c: TypesenseCluster = request.getfixturevalue("cluster")
+            # The cluster is shared with other modules, which may have killed nodes or left collections.
+            c.reset()
+            mp.setenv(NODES_ENV, ",".join(c.urls))
+            mp.setenv(API_KEY_ENV, c.api_key)
+            mp.setenv(COLLECTION_ENV, collection)
+        yield name

@@ -11,30 +11,17 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from typesense_cluster import TypesenseCluster
 
 from indexer import Searcher, build_index, open_store, store_settings
-from indexer.backends.typesense import API_KEY_ENV, COLLECTION_ENV, NODES_ENV
 from service import create_app
 
-from .conftest import DATA, MINI_CORPUS, load_golden
-
-BACKENDS = ["whoosh", pytest.param("typesense", marks=pytest.mark.cluster)]
+from .conftest import BACKENDS, DATA, MINI_CORPUS, backend_environment, load_golden
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """The backend name, with ZHSEARCH_BACKEND (and the cluster's settings) in the environment."""
-    name: str = request.param
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ZHSEARCH_BACKEND", name)
-        if name == "typesense":
-            c: TypesenseCluster = request.getfixturevalue("cluster")
-            # The cluster is shared with other modules, which may have killed nodes or left collections.
-            c.reset()
-            mp.setenv(NODES_ENV, ",".join(c.urls))
-            mp.setenv(API_KEY_ENV, c.api_key)
-            mp.setenv(COLLECTION_ENV, "zhsearch_test_backends")
+    with backend_environment(request, "zhsearch_test_backends") as name:
         yield name
 
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from typesense_cluster import TypesenseCluster
 
 from indexer import Article, build_index, store_settings
-from indexer.backends.typesense import API_KEY_ENV, COLLECTION_ENV, NODES_ENV
 from indexer.corpus import parse_date, utc_instant
 from indexer.search import format_date
 from service import create_app
+
+from .conftest import BACKENDS, backend_environment
 
 # Written so that the order by wall clock (beijing, denver, plain) differs from the order by instant.
 ARTICLES = [
@@ -32,8 +32,6 @@ ARTICLES = [
     {"id": "undated"},
 ]
 NEWEST_FIRST = ["denver", "beijing", "plain", "undated"]
-
-BACKENDS = ["whoosh", pytest.param("typesense", marks=pytest.mark.cluster)]
 
 
 @pytest.mark.parametrize(
@@ -77,15 +75,7 @@ def test_the_content_hash_changes_with_the_offset() -> None:
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """The backend name, with ZHSEARCH_BACKEND (and the cluster's settings) in the environment."""
-    name: str = request.param
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ZHSEARCH_BACKEND", name)
-        if name == "typesense":
-            c: TypesenseCluster = request.getfixturevalue("cluster")
-            c.reset()
-            mp.setenv(NODES_ENV, ",".join(c.urls))
-            mp.setenv(API_KEY_ENV, c.api_key)
-            mp.setenv(COLLECTION_ENV, "zhsearch_test_dates")
+    with backend_environment(request, "zhsearch_test_dates") as name:
         yield name
 
 
