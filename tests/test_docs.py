@@ -149,7 +149,8 @@ def test_the_architecture_map_ends_with_adding_a_backend() -> None:
     assert re.match(r"1\. ", last), "the README's architecture map must end with the adding-a-backend list"
     for name in ["indexer/backends/__init__.py", "tests/test_backends.py", "docs/settings.md", "assert_never"]:
         assert name in last, name
-    assert "BACKENDS = [" in (ROOT / "tests" / "test_backends.py").read_text(encoding="utf-8")
+    assert "BACKENDS = [" in (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
+    assert "BACKENDS" in (ROOT / "tests" / "test_backends.py").read_text(encoding="utf-8")
     assert "backends" in anchors(SETTINGS_DOC)
 
 
