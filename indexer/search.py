@@ -204,7 +204,9 @@ class Searcher:
         ``sources``, ``tags`` and the date range narrow the results like the
         ``source:``, ``tag:`` and ``date:`` syntax. ``sort`` is "relevance" or
         "date" (newest first; undated documents last). With ``facets``,
-        counts of sources and tags over all matches come back too.
+        counts of sources and tags over all matches come back too; a facet
+        with values chosen is counted as if none were, so that more can be
+        added (several sources are alternatives).
 
         The search stops at ``deadline`` (a ``time.monotonic()`` value) or
         ``time_limit`` seconds from now, whichever comes first, and returns
@@ -233,7 +235,8 @@ class Searcher:
             raise QueryError("the query is empty")
         started = time.perf_counter()
         deadline = request_deadline(time_limit, deadline)
-        tree = add_filters(drop_stop_chunks(parse_query(q)), source_list, tag_list, date_from, date_to)
+        typed = drop_stop_chunks(parse_query(q))
+        tree = add_filters(typed, source_list, tag_list, date_from, date_to)
         if not has_positive_text(tree) and sort == "relevance":
             # Nothing to rank by (only filters): newest first is the useful order.
             sort = "date"
@@ -259,6 +262,18 @@ class Searcher:
             raw = self._ranked(replace(request, query=loose), proximity(loose))
             relaxed = raw is not None and raw.total > 0
             searched = loose if relaxed else expanded
+        facet_counts = raw.facets if raw else {}
+        if facets and raw is not None and not relaxed:
+            chosen = {"source": source_list, "tags": tag_list}
+            for name in FACETS:
+                if chosen[name] and not _passed(deadline):
+                    # A facet with a choice is counted without it, so the other values can be added (OR).
+                    others = {key: values for key, values in chosen.items() if key != name}
+                    without = add_filters(typed, others.get("source", ()), others.get("tags", ()), date_from, date_to)
+                    counted = self.store.search(
+                        replace(request, query=expand_synonyms(without, self.synonyms), page=1, size=1, facets=(name,))
+                    )
+                    facet_counts = {**facet_counts, name: counted.facets.get(name, [])}
         terms = highlight_forms(searched, mode)
         hits: list[Hit] = []
         cut_short = False
@@ -290,7 +305,7 @@ class Searcher:
             size=size,
             took_ms=took_ms,
             hits=hits,
-            facets=raw.facets if raw else {},
+            facets=facet_counts,
             partial=(raw.partial if raw else False) or cut_short,
             terms=understood,
             relaxed=relaxed,

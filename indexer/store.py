@@ -53,6 +53,7 @@ FACETS = ("source", "tags")
 class SearchRequest:
     """A parsed query and how to page, sort and count it; every backend takes this."""
 
+    # None lists every document (the facet counts of a listing with no other filter).
     query: Node | None
     page: int = 1
     size: int = 10

@@ -108,6 +108,33 @@ def test_filters_facets_and_date_sort(searcher: Searcher) -> None:
     assert [h.id for h in only.hits] == ["python312"]
 
 
+def test_a_chosen_source_leaves_the_others_listed_with_their_counts(searcher: Searcher) -> None:
+    everything = searcher.search("大模型 OR Python", facets=True)
+    sources = dict(everything.facets["source"])
+    assert len(sources) >= 2
+    first, second = sorted(sources)[:2]
+    one = searcher.search("大模型 OR Python", facets=True, sources=[first])
+    # Counted as if no source were chosen, so that a second one can be added ...
+    assert dict(one.facets["source"]) == sources
+    assert one.total == sources[first]
+    # ... and two sources are alternatives: the articles of either.
+    two = searcher.search("大模型 OR Python", facets=True, sources=[first, second])
+    assert two.total == sources[first] + sources[second]
+    assert dict(two.facets["source"]) == sources
+    # The tag counts are those of the chosen sources (AND across facets).
+    assert sum(n for _, n in two.facets["tags"]) <= sum(n for _, n in everything.facets["tags"])
+
+
+def test_a_listing_by_source_alone_counts_every_source(searcher: Searcher) -> None:
+    listing = searcher.search("", facets=True, sources=["开发者日报"])
+    assert [h.id for h in listing.hits] == ["python312"]
+    counts = dict(listing.facets["source"])
+    assert len(counts) >= 3
+    # Each count is that of the whole collection: what choosing the source instead would list.
+    for source, count in counts.items():
+        assert searcher.search("", sources=[source]).total == count
+
+
 def test_highlights_come_from_the_original_text(searcher: Searcher) -> None:
     hit = searcher.search("ERNIE 4.5").hits[0]
     assert hit.id == "ernie" and hit.url == "https://news.example.com/ernie-45"

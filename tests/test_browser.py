@@ -211,6 +211,40 @@ def test_facets_chips_sort_and_dates(desktop: Page) -> None:
     assert page.input_value("#from") == "2025-06-01"
 
 
+def facet_counts(page: Any, name: str) -> dict[str, int]:
+    """The values listed under one facet (来源, 标签) with their counts."""
+    links = page.locator(f"section.facet:has(h3:text-is('{name}')) li a")
+    pairs = links.evaluate_all(
+        "els => els.map(e => [e.querySelector('.value').textContent, e.querySelector('.count').textContent])"
+    )
+    return {value: int(count) for value, count in pairs}
+
+
+def test_choosing_two_sources(desktop: Page) -> None:
+    page = desktop.goto("/?q=大模型 OR Python")
+    sources = facet_counts(page, "来源")
+    assert len(sources) >= 2
+    first, second = sorted(sources)[:2]
+    with page.expect_navigation():
+        page.click(f"aside.filters a:has(.value:text-is('{first}'))")
+    assert f"找到 {sources[first]} 条结果" in page.locator("#stats").inner_text()
+    # The other sources stay listed with the counts they had, so a second can be added.
+    assert facet_counts(page, "来源") == sources
+    with page.expect_navigation():
+        page.click(f"aside.filters a:has(.value:text-is('{second}'))")
+    assert f"找到 {sources[first] + sources[second]} 条结果" in page.locator("#stats").inner_text()
+    chips = page.locator("ul.chips li").all_inner_texts()
+    assert any(first in c for c in chips) and any(second in c for c in chips)
+    chosen = page.locator("section.facet a[aria-current='true'] .value").all_inner_texts()
+    assert sorted(chosen) == [first, second]
+    assert set(page.locator("ol.hits .source").all_inner_texts()) <= {first, second}
+    desktop.shot("two-sources-1280", full_page=False)
+    # Removing one keeps the other.
+    with page.expect_navigation():
+        page.click(f"aside.filters a:has(.value:text-is('{first}'))")
+    assert f"找到 {sources[second]} 条结果" in page.locator("#stats").inner_text()
+
+
 def test_suggestions_with_the_keyboard(desktop: Page) -> None:
     page = desktop.goto("/")
     box = page.locator("#q")

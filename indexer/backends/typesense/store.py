@@ -318,7 +318,8 @@ class TypesenseStore:
         """Run a parsed query; return the requested page, facet counts, and whether time ran out."""
         init_jieba()
         self._require()
-        expr = compile_filter(request.query)
+        # No query at all lists every document; a query that constrains nothing matches nothing.
+        expr = True if request.query is None else compile_filter(request.query)
         if expr is None or expr is False:
             return RawPage(total=0, hits=[])
         ranking = rank_query(request.query)

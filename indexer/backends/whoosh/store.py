@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from whoosh import index as whoosh_index
+from whoosh import query as wq
 from whoosh import sorting
 from whoosh.collectors import SortingCollector, TimeLimit, TimeLimitCollector, TopCollector, WrappingCollector
 from whoosh.index import LockError
@@ -987,7 +988,10 @@ class WhooshStore:
         searcher = self._get_searcher()
         # Sorted by date, a page is the newest full matches: filling it with partial ones would mix them in.
         fill_below = FILL_BELOW if request.sort == "relevance" else 0
-        q = compile_request_query(request.query, request.deadline, request.mode, fill_below=fill_below)
+        if request.query is None:
+            q = wq.Every()
+        else:
+            q = compile_request_query(request.query, request.deadline, request.mode, fill_below=fill_below)
         units = find_units(q)
         limit = request.page * request.size
         collector: Any
