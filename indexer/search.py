@@ -6,14 +6,17 @@ the JSON API always agree.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .analysis import init_jieba, query_terms
+from .analysis import init_jieba, normalize, query_terms
 from .backends import IndexTarget, open_store
 from .corpus import Article
 from .errors import QueryError
@@ -21,13 +24,23 @@ from .highlight import Span, find_spans, highlight_all, render, render_paragraph
 from .plan import MODES, Synonyms, add_filters, drop_stop_chunks, expand_synonyms, highlight_forms, load_tables
 from .query import has_positive_text, is_free_text, parse_query, positive_texts, relax
 from .rank import Proximity, proximity, rerank_by_proximity
-from .store import FACETS, SORTS, IndexInfo, IndexStore, RawPage, SearchRequest
+from .store import FACETS, SORTS, IndexInfo, IndexStore, RawHit, RawPage, SearchRequest
 
 # The largest page any caller may ask for: a hard cap of the library (the web
 # service's MAX_PAGE_SIZE setting may be lower, never higher).
 PAGE_SIZE_CAP = 100
 # How many of the best hits are reordered by word proximity.
 RERANK_DEPTH = 50
+# Near-duplicates (a reprint, the same page saved twice) share the folded title and the first
+# DUPLICATE_PREFIX folded characters of the body, spaces left out; the list shows the best of them once.
+DUPLICATE_PREFIX = 200
+# How many hits past the page are read to find the duplicates of the page's hits (they rank close
+# to each other); when duplicates leave the page short, the window doubles up to DUPLICATE_WINDOW_CAP
+# hits past it. Each hit read costs ~0.2 ms (its stored fields), so the lookahead is small.
+DUPLICATE_LOOKAHEAD = 10
+DUPLICATE_WINDOW_CAP = 1000
+# How often a searcher re-reads the folders the index was built from (for file addresses).
+ROOTS_RECHECK_S = 5.0
 
 
 def request_deadline(time_limit: float | None = None, deadline: float | None = None) -> float | None:
@@ -53,6 +66,60 @@ def format_date(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
+def duplicate_key(doc: Article) -> str:
+    """What near-duplicates share: the folded title and the first ``DUPLICATE_PREFIX`` folded body characters."""
+    return normalize("".join(doc.title.split())) + "\x1f" + normalize(_compact_prefix(doc.body, DUPLICATE_PREFIX))
+
+
+def _compact_prefix(text: str, n: int) -> str:
+    """The first ``n`` characters of ``text`` with its whitespace left out (reading only as far as needed)."""
+    read = 2 * n
+    while True:
+        compact = "".join(text[:read].split())
+        if len(compact) >= n or read >= len(text):
+            return compact[:n]
+        read *= 2
+
+
+def display_address(doc: Article, roots: Iterable[str] = ()) -> str:
+    """Where a result lives, for people: host and path of a web address, else its file under the folder indexed.
+
+    A file is shown from the folder (or file) the index was built from, so the
+    server's own directories never appear; ``:line`` stays for records in a
+    file of many (JSON Lines, CSV).
+    """
+    if doc.url.startswith(("http://", "https://")):
+        parts = urllib.parse.urlsplit(doc.url)
+        path = urllib.parse.unquote(parts.path, errors="replace").rstrip("/")
+        return (parts.hostname or "") + path
+    # Any other url (mailto:, a relative path, javascript:) is not an address to show: the file is.
+    origin = doc.origin
+    best = ""
+    for root in roots:
+        stripped = root.rstrip("/")
+        if (origin == stripped or origin.startswith((stripped + "/", stripped + ":"))) and len(stripped) > len(best):
+            best = stripped
+    if not best:
+        return os.path.basename(origin)
+    parent = os.path.dirname(best)
+    return origin[len(parent) :].lstrip("/") if parent else origin.lstrip("/")
+
+
+@dataclass(frozen=True)
+class Similar:
+    """An article folded into a result as its near-duplicate."""
+
+    id: str
+    title: str
+    url: str
+    date: str | None
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of one near-duplicate."""
+        return {"id": self.id, "title": self.title, "url": self.url, "date": self.date, "source": self.source}
+
+
 @dataclass(frozen=True)
 class Hit:
     """One search result, with its highlighted title and snippet (safe HTML)."""
@@ -68,6 +135,10 @@ class Hit:
     snippet_html: str
     # The typed words and phrases this article lacks: empty for a full match.
     missing: list[str] = field(default_factory=list)
+    # Where it lives, for people (see ``display_address``).
+    address: str = ""
+    # Its near-duplicates among the matches, best first (see ``duplicate_key``).
+    similar: list[Similar] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of one result."""
@@ -75,6 +146,7 @@ class Hit:
             "id": self.id,
             "title": self.title,
             "url": self.url,
+            "address": self.address,
             "date": self.date,
             "source": self.source,
             "tags": list(self.tags),
@@ -82,6 +154,7 @@ class Hit:
             "title_html": self.title_html,
             "snippet_html": self.snippet_html,
             "missing": list(self.missing),
+            "similar": [item.to_dict() for item in self.similar],
         }
 
 
@@ -103,11 +176,14 @@ class SearchPage:
     relaxed: bool = False
     # How many matches have every word (most words, for a question); the rest of ``total`` fill the page.
     total_full: int = 0
+    # How many entries the list has once near-duplicates are folded, when every match was read; else None.
+    listed: int | None = None
 
     @property
     def pages(self) -> int:
-        """How many pages the results fill."""
-        return max(1, -(-self.total // self.size))
+        """How many pages the results fill (near-duplicates folded, when that is known)."""
+        entries = self.total if self.listed is None else self.listed
+        return max(1, -(-entries // self.size))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``/api/search``."""
@@ -124,6 +200,21 @@ class SearchPage:
             "facets": {name: [{"value": v, "count": n} for v, n in values] for name, values in self.facets.items()},
             "results": [hit.to_dict() for hit in self.hits],
         }
+
+
+def _fold_duplicates(hits: list[RawHit]) -> tuple[list[RawHit], dict[str, list[RawHit]]]:
+    """The hits with each near-duplicate left out, and for each hit kept, the ones folded into it."""
+    heads: list[RawHit] = []
+    first: dict[str, str] = {}
+    folded: dict[str, list[RawHit]] = {}
+    for hit in hits:
+        key = duplicate_key(hit.doc)
+        head = first.setdefault(key, hit.doc.id)
+        if head == hit.doc.id:
+            heads.append(hit)
+        else:
+            folded.setdefault(head, []).append(hit)
+    return heads, folded
 
 
 def _total_full(raw: RawPage | None, relaxed: bool) -> int:
@@ -182,6 +273,9 @@ class Searcher:
         load_tables()
         self.store = store if store is not None else open_store(index)
         self.synonyms = Synonyms(synonyms)
+        self._roots_lock = threading.Lock()
+        self._roots_cache: list[str] = []
+        self._roots_checked = -float("inf")
 
     def search(
         self,
@@ -254,12 +348,12 @@ class Searcher:
         # side: the store's best RERANK_DEPTH hits are reordered by word
         # proximity (see rank.rerank_by_proximity). Boosts only raise scores,
         # so the reordered block still ranks above every hit after it.
-        raw, relaxed, searched = self._ranked(request, proximity(expanded)), False, expanded
+        (raw, folded, listed), relaxed, searched = self._grouped(request, proximity(expanded)), False, expanded
         if raw is not None and raw.total == 0 and not raw.partial and mode == "auto" and is_free_text(tree):
             # Nothing has every word: rank what has some of them rather than show nothing.
             # Same request, same deadline: the retry gets only the time that is left.
             loose = expand_synonyms(relax(tree), self.synonyms)
-            raw = self._ranked(replace(request, query=loose), proximity(loose))
+            raw, folded, listed = self._grouped(replace(request, query=loose), proximity(loose))
             relaxed = raw is not None and raw.total > 0
             searched = loose if relaxed else expanded
         facet_counts = raw.facets if raw else {}
@@ -277,6 +371,7 @@ class Searcher:
         terms = highlight_forms(searched, mode)
         hits: list[Hit] = []
         cut_short = False
+        roots = self._roots() if raw and raw.hits else []
         for h in raw.hits if raw else []:
             # Out of time, the remaining hits keep an escaped title and the start of the text, unmarked.
             cut_short = cut_short or _passed(deadline)
@@ -293,6 +388,11 @@ class Searcher:
                     title_html=highlight_all(h.doc.title, marked, deadline=deadline),
                     snippet_html=snippet(h.doc.body, marked, deadline=deadline),
                     missing=list(h.missing),
+                    address=display_address(h.doc, roots),
+                    similar=[
+                        Similar(d.doc.id, d.doc.title, d.doc.url, format_date(d.doc.date), d.doc.source)
+                        for d in folded.get(h.doc.id, ())
+                    ],
                 )
             )
         cut_short = cut_short or (bool(hits) and _passed(deadline))
@@ -310,7 +410,43 @@ class Searcher:
             terms=understood,
             relaxed=relaxed,
             total_full=_total_full(raw, relaxed),
+            listed=listed,
         )
+
+    def _grouped(
+        self, request: SearchRequest, near: Proximity
+    ) -> tuple[RawPage | None, dict[str, list[RawHit]], int | None]:
+        """One page of hits, near-duplicates folded: the page, each hit's duplicates, and the entries when known.
+
+        The ranking is read from the top, far enough past the page to find its
+        hits' duplicates, so page n lists the nth ``size`` distinct articles
+        whatever pages were read before: no article shows on two pages.
+        """
+        want = request.page * request.size
+        window = want + DUPLICATE_LOOKAHEAD
+        while True:
+            raw = self._ranked(replace(request, page=1, size=window), near)
+            if raw is None:
+                return None, {}, None
+            heads, folded = _fold_duplicates(raw.hits)
+            # Fewer hits than asked for: the store has no more (or ranks no more) to give.
+            exhausted = len(raw.hits) < window
+            grown = min(2 * window, want + DUPLICATE_WINDOW_CAP)
+            if len(heads) >= want or exhausted or raw.partial or grown == window or _passed(request.deadline):
+                break
+            window = grown
+        shown = heads[(request.page - 1) * request.size : want]
+        listed = len(heads) if exhausted and not raw.partial else None
+        return replace(raw, hits=shown), {h.doc.id: folded[h.doc.id] for h in shown if h.doc.id in folded}, listed
+
+    def _roots(self) -> list[str]:
+        """The folders and files the index was built from, re-read at most every ``ROOTS_RECHECK_S`` seconds."""
+        with self._roots_lock:
+            now = time.monotonic()
+            if now - self._roots_checked >= ROOTS_RECHECK_S:
+                self._roots_cache = list(self.store.info().sources)
+                self._roots_checked = now
+            return self._roots_cache
 
     def _ranked(self, request: SearchRequest, near: Proximity) -> RawPage | None:
         """One page of raw hits, reranked when ``near`` has word pairs or runs to look for."""

@@ -17,6 +17,17 @@ from .limits import DEFAULT_SUGGESTIONS, MAX_DOC_ID_CHARS, MAX_FILTER_CHARS, MAX
 _ALLOWED = "[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]"
 _NO_CONTROLS = f"^{_ALLOWED}*$"
 _JSON = "application/json"
+# An article's date as written: a day, or a day and time with the UTC offset it had (or none, if it had none).
+DATE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "nullable": True,
+    "anyOf": [
+        {"format": "date"},
+        {"format": "date-time"},
+        {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?$"},
+    ],
+    "description": "2025-06-30, 2023-03-30T19:14:59-06:00, or a time written without an offset; null if undated.",
+}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -364,6 +375,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "title",
                         "url",
                         "doc_url",
+                        "address",
                         "date",
                         "source",
                         "tags",
@@ -371,6 +383,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "title_html",
                         "snippet_html",
                         "missing",
+                        "similar",
                     ],
                     "properties": {
                         "id": {"type": "string"},
@@ -384,7 +397,14 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                                 " the whole stored text with the matches marked."
                             ),
                         },
-                        "date": {"type": "string", "nullable": True},
+                        "address": {
+                            "type": "string",
+                            "description": (
+                                "Where the article lives, for people: host and path of its url, else its file"
+                                " under the folder indexed (with :line for a record in a multi-record file)."
+                            ),
+                        },
+                        "date": DATE_SCHEMA,
                         "source": {"type": "string"},
                         "tags": {"type": "array", "items": {"type": "string"}},
                         "score": {"type": "number"},
@@ -394,6 +414,27 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                             "type": "array",
                             "items": {"type": "string"},
                             "description": "The typed words this article lacks; empty for a full match.",
+                        },
+                        "similar": {
+                            "type": "array",
+                            "description": (
+                                "Near-duplicates folded into this result (the same title and the same first 200"
+                                " characters of the text, compared after folding case, width and traditional"
+                                " characters), best first. They count in total but take no place in the list."
+                            ),
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["id", "title", "url", "doc_url", "date", "source"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "title": {"type": "string"},
+                                    "url": {"type": "string"},
+                                    "doc_url": {"type": "string"},
+                                    "date": DATE_SCHEMA,
+                                    "source": {"type": "string"},
+                                },
+                            },
                         },
                     },
                 },
@@ -442,7 +483,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                         "id": {"type": "string"},
                         "title": {"type": "string"},
                         "body": {"type": "string"},
-                        "date": {"type": "string", "nullable": True},
+                        "date": DATE_SCHEMA,
                         "source": {"type": "string"},
                         "tags": {"type": "array", "items": {"type": "string"}},
                         "url": {"type": "string"},

@@ -401,10 +401,10 @@ def doc_url(doc_id: str, q: str = "") -> str:
 
 
 def _with_doc_url(hit: dict[str, Any], q: str) -> dict[str, Any]:
-    """A result's JSON with ``doc_url`` after ``url``."""
+    """A result's JSON with ``doc_url`` after ``url``, in it and in each of its near-duplicates."""
     out: dict[str, Any] = {}
     for key, value in hit.items():
-        out[key] = value
+        out[key] = [_with_doc_url(item, q) for item in value] if key == "similar" else value
         if key == "url":
             out["doc_url"] = doc_url(hit["id"], q)
     return out

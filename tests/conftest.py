@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -48,6 +49,89 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}; CI=true, so this test must run")
     pytest.skip(reason)
+
+
+_RELEASE = (
+    "Kubernetes 1.30 正式发布，边车容器进入稳定阶段。本次版本共有四十五项增强，其中十七项进入稳定，"
+    "十八项进入测试，十项为新的实验特性。边车容器让日志收集、服务网格代理等辅助进程与主容器一起启动和退出，"
+    "不再需要各种变通办法。调度器支持按拓扑分布约束更均匀地放置副本，节点日志查询进入测试，"
+    "结构化认证配置也首次亮相。集群管理员升级之前应先阅读弃用说明，检查仍在使用旧版接口的清单文件。"
+    "发布说明列出了全部变更。"
+)
+# The same in traditional characters (OpenCC s2t): it folds to the same text.
+_RELEASE_TRADITIONAL = (
+    "Kubernetes 1.30 正式發佈，邊車容器進入穩定階段。本次版本共有四十五項增強，其中十七項進入穩定，"
+    "十八項進入測試，十項爲新的實驗特性。邊車容器讓日誌收集、服務網格代理等輔助進程與主容器一起啓動和退出，"
+    "不再需要各種變通辦法。調度器支持按拓撲分佈約束更均勻地放置副本，節點日誌查詢進入測試，"
+    "結構化認證配置也首次亮相。集羣管理員升級之前應先閱讀棄用說明，檢查仍在使用舊版接口的清單文件。"
+    "發佈說明列出了全部變更。"
+)
+# A reprint of one release note in another source, the same in traditional characters, and other
+# Kubernetes articles: the reprints fold into one result (indexer.search.duplicate_key).
+DUPLICATES = [
+    {
+        "id": "k8s-release",
+        "title": "Kubernetes 1.30 发布：边车容器正式可用",
+        "body": _RELEASE + "社区感谢所有贡献者。",
+        "source": "云原生周刊",
+        "date": "2024-04-18",
+    },
+    {
+        "id": "k8s-reprint",
+        "title": "Kubernetes 1.30 发布：边车容器正式可用",
+        "body": _RELEASE + "本文转载自云原生周刊。",
+        "source": "开源观察",
+        "date": "2024-04-19",
+        "url": "https://mirror.example.com/posts/k8s-130",
+    },
+    {
+        "id": "k8s-traditional",
+        "title": "Kubernetes 1.30 發布：邊車容器正式可用",
+        "body": _RELEASE_TRADITIONAL + "繁體版。",
+        "source": "科技日报",
+        "date": "2024-04-20",
+    },
+    {
+        "id": "k8s-upgrade",
+        "title": "升级到 Kubernetes 1.30 的注意事项",
+        "body": "升级 Kubernetes 集群之前，先检查弃用的接口。",
+        "source": "云原生周刊",
+        "date": "2024-05-01",
+    },
+    {
+        "id": "k8s-sidecar",
+        "title": "边车容器的设计",
+        "body": "Kubernetes 的边车容器从提案到稳定用了四年。",
+        "source": "开源观察",
+        "date": "2024-05-10",
+    },
+    {
+        "id": "k8s-gateway",
+        "title": "Gateway API 入门",
+        "body": "Kubernetes Gateway API 取代 Ingress 的理由。",
+        "source": "开源观察",
+        "date": "2024-06-01",
+    },
+    {
+        "id": "k8s-cost",
+        "title": "Kubernetes 成本优化实践",
+        "body": "通过 Kubernetes 资源请求与限制控制成本。",
+        "source": "云原生周刊",
+        "date": "2024-07-01",
+    },
+]
+
+
+@pytest.fixture(scope="session")
+def duplicates_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index where three articles are near-duplicates of one another (reprint, traditional script)."""
+    folder = tmp_path_factory.mktemp("duplicates")
+    with open(folder / "k8s.jsonl", "w", encoding="utf-8") as f:
+        for record in DUPLICATES:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out = folder / "index"
+    assert build_index([folder / "k8s.jsonl"], out).indexed == len(DUPLICATES)
+    return out
 
 
 @pytest.fixture(scope="session")

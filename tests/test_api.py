@@ -18,6 +18,7 @@ RESULT_FIELDS = [
     "title",
     "url",
     "doc_url",
+    "address",
     "date",
     "source",
     "tags",
@@ -25,6 +26,7 @@ RESULT_FIELDS = [
     "title_html",
     "snippet_html",
     "missing",
+    "similar",
 ]
 SEARCH_FIELDS = [
     "query",

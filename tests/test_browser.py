@@ -646,3 +646,37 @@ def test_axe_on_the_document_page(axe_tab: Page) -> None:
     page = axe_tab.goto("/doc/ernie?q=飞桨")
     assert page.locator(".doc-body mark").count() > 0
     assert axe_problems(page) == []
+
+
+@pytest.fixture(scope="module")
+def dup_server(duplicates_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("browser-dup-server") / "server.log"
+    with zhsearch_server(duplicates_index, log) as server:
+        yield server.url
+
+
+def test_a_near_duplicate_group(browser: Any, dup_server: str) -> None:
+    tab = Page(browser, dup_server, DESKTOP)
+    page = tab.goto("/?q=边车容器")
+    hits = page.locator("ol.hits li.hit")
+    # Three articles are one release note (a reprint, the traditional-script copy): one entry, "2 篇相似".
+    group = hits.filter(has=page.locator("details.similar"))
+    assert group.count() == 1
+    summary = group.locator("summary")
+    assert summary.inner_text() == "2 篇相似"
+    others = group.locator("details.similar li a")
+    assert not others.first.is_visible()
+    summary.click()
+    assert others.count() == 2 and others.first.is_visible()
+    titles = {group.locator(".title a").inner_text(), *others.all_inner_texts()}
+    assert titles == {"Kubernetes 1.30 发布：边车容器正式可用", "Kubernetes 1.30 發布：邊車容器正式可用"}
+    # total counts the articles; the list shows each group once.
+    assert f"找到 <strong>{hits.count() + 2}</strong>" in page.locator("#stats").inner_html()
+    # Each result says where it lives, under its title.
+    assert group.locator(".address").inner_text() in {"mirror.example.com/posts/k8s-130", "k8s.jsonl:1", "k8s.jsonl:3"}
+    tab.shot("duplicates-1280", full_page=False)
+    with page.expect_navigation():
+        others.first.click()
+    assert "/doc/k8s-" in page.url and "?q=" in page.url
+    assert page.locator(".doc-body mark").first.is_visible()
+    tab.close()

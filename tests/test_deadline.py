@@ -317,7 +317,9 @@ def test_sort_by_date_puts_undated_documents_last(tmp_path: Path) -> None:
 
 def test_sort_by_date_when_no_document_has_a_date(tmp_path: Path) -> None:
     corpus = tmp_path / "docs.jsonl"
-    corpus.write_text("".join(json.dumps({"id": f"d{i}", "title": "测试", "body": "内容"}) + "\n" for i in range(3)))
+    # Distinct titles: identical articles would fold into one result as near-duplicates.
+    records = [{"id": f"d{i}", "title": f"测试 {i}", "body": "内容"} for i in range(3)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
     build_index([corpus], tmp_path / "index")
     searcher = Searcher(tmp_path / "index")
     assert sorted(h.id for h in searcher.search("测试", sort="date").hits) == ["d0", "d1", "d2"]
