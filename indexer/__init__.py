@@ -23,6 +23,7 @@ from .errors import (  # noqa: E402
     SchemaMismatchError,
 )
 from .plan import FILL_BELOW, MODES  # noqa: E402
+from .query import TypedDate, typed_dates  # noqa: E402
 from .schema import SCHEMA_VERSION  # noqa: E402
 from .search import PAGE_SIZE_CAP, DocumentView, Hit, Searcher, SearchPage, document_dict, format_date  # noqa: E402
 from .store import SORTS, IndexInfo, IndexStore, StoreSettings  # noqa: E402
@@ -70,6 +71,7 @@ __all__ = [
     "SuggesterCache",
     "Suggestion",
     "SyncStats",
+    "TypedDate",
     "__version__",
     "add_documents",
     "build_index",
@@ -89,4 +91,5 @@ __all__ = [
     "store_settings",
     "suggest_query",
     "sync_index",
+    "typed_dates",
 ]

@@ -447,3 +447,51 @@ def is_free_text(node: Node | None) -> bool:
     if isinstance(node, And):
         return all(isinstance(c, Text) and c.field is None for c in node.children)
     return False
+
+
+@dataclass(frozen=True)
+class TypedDate:
+    """A ``date:`` filter as typed in a query, for a page that shows it as a chip and in its date inputs."""
+
+    # The filter as typed ("date:2024-01..2024-06") and the range it means.
+    text: str
+    range: DateRange
+    # The query without it (what removing the chip searches for).
+    rest: str
+
+    @property
+    def first_day(self) -> date | None:
+        """The range's first day, or None when it is open at the start."""
+        return self.range.start.date() if self.range.start is not None else None
+
+    @property
+    def last_day(self) -> date | None:
+        """The range's last day (its end is exclusive), or None when it is open at the end."""
+        end = self.range.end
+        if end is None or end == datetime.max:
+            return None
+        return date.fromordinal(end.toordinal() - 1) if end.toordinal() > 1 else None
+
+
+_TYPED_DATE_RE = re.compile(r'(?<![^\s()])date:(?:"[^"]*"|[^\s()"]+)', re.IGNORECASE)
+
+
+def _top_dates(node: Node | None) -> list[DateRange]:
+    """The date ranges every match must satisfy: the query itself, or children of its top AND."""
+    children = node.children if isinstance(node, And) else (node,) if node is not None else ()
+    return [c for c in children if isinstance(c, DateRange)]
+
+
+def typed_dates(text: str) -> list[TypedDate]:
+    """The ``date:`` filters of ``text`` that narrow the whole query (not under OR or NOT), in order."""
+    folded = _fold_punct(text)
+    ranges = _top_dates(parse_query(folded))
+    found: list[TypedDate] = []
+    for m in _TYPED_DATE_RE.finditer(folded):
+        rest = " ".join((folded[: m.start()] + " " + folded[m.end() :]).split())
+        left = _top_dates(parse_query(rest))
+        # It is one of the top-level ranges exactly when taking it out leaves the others.
+        gone = [r for r in ranges if r not in left or ranges.count(r) > left.count(r)]
+        if len(left) == len(ranges) - 1 and gone:
+            found.append(TypedDate(m.group(), gone[0], " ".join((text[: m.start()] + " " + text[m.end() :]).split())))
+    return found

@@ -21,10 +21,12 @@ from indexer import (
     SearchPage,
     Suggester,
     SuggesterCache,
+    TypedDate,
     did_you_mean,
     format_date,
     full_matches,
     titles_with,
+    typed_dates,
 )
 
 from .errors import RequestError
@@ -61,6 +63,27 @@ class SearchArgs:
     def has_filters(self) -> bool:
         """True when a source, tag or date filter narrows the results."""
         return bool(self.sources or self.tags or self.date_from or self.date_to)
+
+    @property
+    def typed_dates(self) -> list[TypedDate]:
+        """The ``date:`` filters typed in the query, which the page shows as chips and in its date inputs."""
+        return typed_dates(self.q)
+
+    @property
+    def q_without_dates(self) -> str:
+        """The query with every typed ``date:`` filter taken out."""
+        q = self.q
+        while found := typed_dates(q):
+            q = found[0].rest
+        return q
+
+    @property
+    def date_inputs(self) -> tuple[date | None, date | None, str]:
+        """The date form's from and to, and the query it sends: a lone typed ``date:`` moves into the inputs."""
+        typed = self.typed_dates
+        if self.date_from or self.date_to or len(typed) != 1:
+            return self.date_from, self.date_to, self.q
+        return typed[0].first_day, typed[0].last_day, typed[0].rest
 
     def params(self, *, explicit: bool = False) -> list[tuple[str, str]]:
         """GET parameters in a fixed order, defaults left out (all of them with ``explicit``)."""

@@ -211,6 +211,22 @@ def test_facets_chips_sort_and_dates(desktop: Page) -> None:
     assert page.input_value("#from") == "2025-06-01"
 
 
+def test_a_typed_date_shows_in_the_date_inputs_and_as_a_chip(desktop: Page) -> None:
+    page = desktop.goto("/")
+    page.fill("#q", "大模型 date:2025")
+    with page.expect_navigation():
+        page.press("#q", "Enter")
+    assert page.input_value("#from") == "2025-01-01" and page.input_value("#to") == "2025-12-31"
+    assert page.locator("ul.chips a", has_text="日期：2025").is_visible()
+    # Narrowing in the inputs replaces the typed date rather than adding to it.
+    page.fill("#from", "2025-06-01")
+    with page.expect_navigation():
+        page.click("form.dates button")
+    assert page.input_value("#q") == "大模型"
+    assert "from=2025-06-01" in page.url and "to=2025-12-31" in page.url
+    assert page.locator("ul.chips a", has_text="日期：2025-06-01 至 2025-12-31").is_visible()
+
+
 def facet_counts(page: Any, name: str) -> dict[str, int]:
     """The values listed under one facet (来源, 标签) with their counts."""
     links = page.locator(f"section.facet:has(h3:text-is('{name}')) li a")

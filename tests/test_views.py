@@ -142,6 +142,32 @@ def test_date_range_filters_results(client: FlaskClient) -> None:
     assert params(chip) == [("q", "大模型")]
 
 
+def test_a_date_typed_in_the_query_shows_as_a_chip_and_in_the_date_inputs(client: FlaskClient) -> None:
+    html = page(client, q="大模型 date:2025-06")
+    assert "找到 <strong>1</strong> 条结果" in html
+    (chip,) = hrefs(html, r"日期：2025-06<")
+    assert params(chip) == [("q", "大模型")]
+    form = html[html.index('<form class="dates"') : html.index("</form>", html.index('<form class="dates"'))]
+    assert 'name="from" value="2025-06-01"' in form and 'name="to" value="2025-06-30"' in form
+    # The form sends the query without the typed date: the inputs take its place.
+    assert '<input type="hidden" name="q" value="大模型">' in form
+    (clear,) = hrefs(html, r"清除全部")
+    assert params(clear) == [("q", "大模型")]
+
+
+def test_typed_dates_under_or_or_not_are_no_chips(client: FlaskClient) -> None:
+    for q in ("大模型 -date:2024", "(大模型 OR date:2025) 开源"):
+        html = page(client, q=q)
+        assert not hrefs(html, r"日期："), q
+
+
+def test_two_typed_dates_are_two_chips_and_leave_the_inputs_empty(client: FlaskClient) -> None:
+    html = page(client, q="大模型 date:2025 date:>=2025-06-01")
+    chips = hrefs(html, r"日期：")
+    assert [params(c) for c in chips] == [[("q", "大模型 date:>=2025-06-01")], [("q", "大模型 date:2025")]]
+    assert 'name="from" value=""' in html and 'name="to" value=""' in html
+
+
 def test_filters_without_a_query_list_documents_newest_first(client: FlaskClient) -> None:
     html = page(client, tag="大模型")
     assert "找到 <strong>2</strong> 条结果" in html
