@@ -14,22 +14,45 @@ SERVER_ERROR_KEY = "zhsearch.http_error"
 
 
 class RequestError(Exception):
-    """A client error with a machine-readable code and a message for people."""
+    """A client error with a machine-readable code, a message for programs, and one for the page (Chinese)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, page_message: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.page_message = status, code, message, page_message
+
+
+# What the page says (it speaks Chinese) when the error has no message of its own for people; the JSON
+# keeps its code and English message.
+_PAGE_MESSAGES = {
+    "invalid_parameter": "请求的参数有误，请检查链接后再试。",
+    "missing_query": "请输入搜索词，或选择来源、标签、日期。",
+    "index_unavailable": "搜索服务暂时不可用：索引还没有建好或需要重建，请稍后再试或联系管理员。",
+    "index_error": "搜索服务暂时出错，请稍后再试。",
+    "internal_error": "服务器出错了，请稍后再试。",
+}
+_PAGE_MESSAGES_BY_STATUS = {
+    400: "请求有误，请检查链接后再试。",
+    404: "找不到这个页面，它可能已被移动或删除。",
+    405: "不支持这种请求方式。",
+    408: "请求超时，请再试一次。",
+    413: "请求内容太大了。",
+    414: "链接太长了，请缩短搜索词后再试。",
+    431: "请求头太大了。",
+}
 
 
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
 
 
-def error_response(status: int, code: str, message: str) -> tuple[Response | str, int]:
-    """Render an error as JSON for API paths and as the error page otherwise."""
+def error_response(status: int, code: str, message: str, page_message: str | None = None) -> tuple[Response | str, int]:
+    """Render an error as JSON for API paths and as the error page, in Chinese, otherwise."""
     if _wants_json():
         return jsonify({"error": {"code": code, "message": message}}), status
-    return render_template("error.html", status=status, message=message), status
+    shown = page_message or _PAGE_MESSAGES.get(code) or _PAGE_MESSAGES_BY_STATUS.get(status)
+    if shown is None:
+        shown = "服务暂时不可用，请稍后再试。" if status >= 500 else "请求有误，请检查链接后再试。"
+    return render_template("error.html", status=status, message=shown), status
 
 
 def _code_for(status: int) -> str:
@@ -61,7 +84,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(RequestError)
     def _request_error(exc: RequestError) -> tuple[Response | str, int]:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.page_message)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -76,7 +99,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(QueryError)
     def _query_error(exc: QueryError) -> tuple[Response | str, int]:
-        return error_response(400, "invalid_parameter", str(exc))
+        return error_response(400, "invalid_parameter", str(exc), "搜索条件有误，请检查后再试。")
 
     @app.errorhandler(IndexerError)
     def _index_error(exc: IndexerError) -> tuple[Response | str, int]:

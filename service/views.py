@@ -129,8 +129,20 @@ def _suggester() -> Suggester:
     return cache.get()
 
 
-def _invalid(message: str) -> RequestError:
-    return RequestError(400, "invalid_parameter", message)
+def _invalid(message: str, page_message: str) -> RequestError:
+    return RequestError(400, "invalid_parameter", message, page_message)
+
+
+# The parameters' names on the page (the JSON names them as in the URL).
+_PARAM_NAMES = {
+    "page": "页码",
+    "size": "每页条数",
+    "limit": "提示条数",
+    "source": "来源",
+    "tag": "标签",
+    "from": "开始日期",
+    "to": "结束日期",
+}
 
 
 def _has_controls(text: str) -> bool:
@@ -144,29 +156,45 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     # Checked before int() sees it: int() accepts " 5", "+5" and "５", and
     # fails on thousands of digits; a number longer than ``high`` is too big anyway.
     if len(raw) > len(str(high)) or not _INT_RE.fullmatch(raw) or not low <= int(raw) <= high:
-        raise _invalid(f"{name} must be a whole number from {low} to {high}")
+        raise _invalid(
+            f"{name} must be a whole number from {low} to {high}",
+            f"{_PARAM_NAMES.get(name, name)}应是 {low} 到 {high} 之间的整数。",
+        )
     return int(raw)
 
 
 def _query_arg() -> str:
     q = request.args.get("q", "")
     if _has_controls(q):
-        raise RequestError(400, "invalid_query", "the query contains control characters")
+        raise RequestError(
+            400, "invalid_query", "the query contains control characters", "搜索词里有看不见的控制字符，请删掉后再搜。"
+        )
     limit = current_app.config["MAX_QUERY_CHARS"]
     if len(q) > limit:
-        raise RequestError(400, "query_too_long", f"the query is longer than {limit} characters")
+        raise RequestError(
+            400,
+            "query_too_long",
+            f"the query is longer than {limit} characters",
+            f"搜索词太长了：最多 {limit} 个字符，请缩短后再搜。",
+        )
     return " ".join(q.split())
 
 
 def _values_arg(name: str) -> tuple[str, ...]:
     raw = request.args.getlist(name)
     if len(raw) > MAX_FILTER_VALUES:
-        raise _invalid(f"{name} may be given at most {MAX_FILTER_VALUES} times")
+        raise _invalid(
+            f"{name} may be given at most {MAX_FILTER_VALUES} times",
+            f"{_PARAM_NAMES.get(name, name)}最多同时选 {MAX_FILTER_VALUES} 个。",
+        )
     for value in raw:
         if len(value) > MAX_FILTER_CHARS:
-            raise _invalid(f"each {name} is at most {MAX_FILTER_CHARS} characters")
+            raise _invalid(
+                f"each {name} is at most {MAX_FILTER_CHARS} characters",
+                f"每个{_PARAM_NAMES.get(name, name)}最长 {MAX_FILTER_CHARS} 个字符。",
+            )
         if _has_controls(value):
-            raise _invalid(f"{name} contains control characters")
+            raise _invalid(f"{name} contains control characters", f"{_PARAM_NAMES.get(name, name)}里有控制字符。")
     # Blank values are no filter; repeated ones count once.
     return tuple(dict.fromkeys(v for v in (" ".join(r.split()) for r in raw) if v))
 
@@ -182,7 +210,8 @@ def _date_arg(name: str) -> date | None:
         return date.fromisoformat(raw)
     except ValueError:
         raise _invalid(
-            f"{name} must be a date written YYYY-MM-DD, from 0001-01-01 to 9999-12-31, such as 2025-06-30"
+            f"{name} must be a date written YYYY-MM-DD, from 0001-01-01 to 9999-12-31, such as 2025-06-30",
+            f"{_PARAM_NAMES.get(name, name)}应写成“年-月-日”，如 2025-06-30（0001-01-01 到 9999-12-31 之间）。",
         ) from None
 
 
@@ -195,10 +224,10 @@ def _search_args() -> SearchArgs:
         date_from, date_to = date_to, date_from
     sort = request.args.get("sort", "relevance")
     if sort not in SORTS:
-        raise _invalid(f"sort must be one of: {', '.join(SORTS)}")
+        raise _invalid(f"sort must be one of: {', '.join(SORTS)}", "排序方式只能是相关度、最新或最早。")
     mode = request.args.get("mode", "auto")
     if mode not in MODES:
-        raise _invalid(f"mode must be one of: {', '.join(MODES)}")
+        raise _invalid(f"mode must be one of: {', '.join(MODES)}", f"匹配方式（mode）只能是 {'、'.join(MODES)}。")
     return SearchArgs(
         q=_query_arg(),
         page=_int_arg("page", 1, 1, cfg["MAX_PAGE"]),
@@ -407,10 +436,13 @@ def api_openapi() -> dict[str, Any]:
     return openapi_document(current_app.config)
 
 
-def _doc_id_arg(doc_id: str, message: str | None = None) -> str:
+def _doc_id_arg(doc_id: str) -> str:
     """``doc_id`` if it can be an id (no control characters, at most MAX_DOC_ID_CHARS), else a 400."""
     if _has_controls(doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
-        raise _invalid(message or f"a document id is at most {MAX_DOC_ID_CHARS} characters, without control characters")
+        raise _invalid(
+            f"a document id is at most {MAX_DOC_ID_CHARS} characters, without control characters",
+            f"文章编号最长 {MAX_DOC_ID_CHARS} 个字符，且不能含控制字符。",
+        )
     return doc_id
 
 
@@ -441,11 +473,13 @@ def _is_web_url(url: str) -> bool:
 @bp.get("/doc/<path:doc_id>", merge_slashes=False)
 def document(doc_id: str) -> Response:
     """The document page: the whole stored article, its metadata, and the matches of ``q`` marked."""
-    doc_id = _doc_id_arg(doc_id, f"文章编号最长 {MAX_DOC_ID_CHARS} 个字符，且不能含控制字符。")
+    doc_id = _doc_id_arg(doc_id)
     q = _query_arg()
     view = _searcher().document(doc_id, q, deadline=_deadline())
     if view is None:
-        raise RequestError(404, "not_found", f"没有编号为“{doc_id}”的文章，它可能已从索引中删除。")
+        raise RequestError(
+            404, "not_found", f"no document with id {doc_id!r}", f"没有编号为“{doc_id}”的文章，它可能已从索引中删除。"
+        )
     body = render_template(
         "doc.html",
         view=view,

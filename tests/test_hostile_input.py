@@ -361,7 +361,9 @@ def test_bad_page_numbers_are_a_400(client: FlaskClient, name: str, raw: str) ->
     page = client.get("/", query_string={"q": "飞桨", name: raw})
     assert page.status_code == 400
     assert page.mimetype == "text/html"
-    assert f"{name} must be a whole number" in page.get_data(as_text=True)
+    # The page speaks Chinese: 页码 / 每页条数 must be a whole number in range.
+    label = {"page": "页码", "size": "每页条数"}[name]
+    assert f"{label}应是 1 到 " in page.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("raw", BAD_NUMBERS, ids=repr)

@@ -236,18 +236,30 @@ def test_static_files(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("params_", "text"),
     [
-        ({"q": "飞桨", "page": "abc"}, "page must be a whole number"),
-        ({"q": "飞桨", "from": "2025-02-30"}, "YYYY-MM-DD"),
-        ({"q": "飞桨", "sort": "best"}, "sort must be one of"),
-        ({"q": "x" * 300}, "longer than 256 characters"),
-        ({"q": "a\x00b"}, "control characters"),
+        ({"q": "飞桨", "page": "abc"}, "页码应是 1 到 100 之间的整数"),
+        ({"q": "飞桨", "from": "2025-02-30"}, "开始日期应写成“年-月-日”"),
+        ({"q": "飞桨", "sort": "best"}, "排序方式只能是相关度、最新或最早"),
+        ({"q": "x" * 300}, "搜索词太长了：最多 256 个字符"),
+        ({"q": "a\x00b"}, "控制字符"),
+        ({"q": "飞桨", "source": ["a"] * 30}, "来源最多同时选"),
     ],
 )
-def test_bad_input_gets_a_friendly_page(client: FlaskClient, params_: dict[str, str], text: str) -> None:
+def test_bad_input_gets_a_friendly_page_in_chinese(client: FlaskClient, params_: dict[str, str], text: str) -> None:
     resp = client.get("/", query_string=params_)
     assert resp.status_code == 400 and resp.mimetype == "text/html"
-    html = resp.get_data(as_text=True)
+    html = htmllib.unescape(resp.get_data(as_text=True))
     assert "请求有误" in html and text in html and "返回搜索" in html
+    # No English message on the page; the JSON keeps its code and English message.
+    assert not re.search(r"must be|longer than|contains control", html)
+    api = client.get("/api/search", query_string=params_).get_json()["error"]
+    assert api["code"] in ("invalid_parameter", "query_too_long", "invalid_query") and api["message"].isascii()
+
+
+def test_errors_the_framework_raises_are_in_chinese_too(client: FlaskClient) -> None:
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and "找不到这个页面" in missing.get_data(as_text=True)
+    wrong_method = client.post("/")
+    assert wrong_method.status_code == 405 and "不支持这种请求方式" in wrong_method.get_data(as_text=True)
 
 
 def test_unknown_page_is_a_friendly_404(client: FlaskClient) -> None:
