@@ -324,7 +324,9 @@ class TypesenseClient:
                     # It answered, but not with HTTP: a follower that lost its leader while forwarding a write.
                     if not write:
                         self._mark(node, ok=False)
-                    answers[node] = f"an answer that is not HTTP ({exc.__class__.__name__}: {exc})"
+                    answers[node] = f"a broken answer ({exc.__class__.__name__} {str(exc).strip()!r})" + (
+                        ", as a follower gives when it cannot reach the leader" if write else ""
+                    )
                     continue
                 if status in RETRY_STATUSES:
                     answers[node] = f"HTTP {status} {_message(data)}"
