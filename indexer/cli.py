@@ -476,6 +476,11 @@ def info(index_dir: Path, as_json: bool) -> None:
             found = details.user_dict
             value = f"{found['path']} (sha256 {found['sha256'][:12]})" if found else "-"
         click.echo(f"{label + ':':<17} {value}")
+    # A cluster's state: can it take writes now, and how is each node.
+    if details.writable is not None:
+        click.echo(f"{'writable:':<17} {'yes' if details.writable else 'no (the cluster has no leader)'}")
+    for node, state in details.nodes.items():
+        click.echo(f"{'node:':<17} {node} {state}")
     for warning in details.warnings:
         click.echo(f"warning: {warning}", err=True)
 

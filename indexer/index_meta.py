@@ -85,6 +85,8 @@ def index_info(
     documents: int,
     size_bytes: int,
     warnings: list[str] | None = None,
+    writable: bool | None = None,
+    nodes: dict[str, str] | None = None,
 ) -> IndexInfo:
     """``IndexInfo`` from a build record and what the backend measured, with the user-dictionary warnings."""
     return IndexInfo(
@@ -98,4 +100,6 @@ def index_info(
         sources=list(record.get("sources") or []),
         user_dict=record.get("user_dict"),
         warnings=[*(warnings or []), *user_dict_warnings(record.get("user_dict"))],
+        writable=writable,
+        nodes=dict(nodes or {}),
     )

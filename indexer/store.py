@@ -88,6 +88,17 @@ class IndexInfo:
     user_dict: dict[str, str] | None = None
     # Problems an operator should fix, such as a different running user dictionary.
     warnings: list[str] = field(default_factory=list)
+    # Whether the index can be written now: False while a cluster has no leader. None where the
+    # backend has no such state (a local index is written by whoever can write its directory).
+    writable: bool | None = None
+    # A cluster's nodes and the state of each ("leader", "follower", "lagging", "no leader",
+    # "down"); empty for a local index.
+    nodes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """ "ok", or "degraded" when the index can be read but not written (a cluster without a leader)."""
+        return "degraded" if self.writable is False else "ok"
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict of the same fields."""
@@ -102,6 +113,8 @@ class IndexInfo:
             "sources": list(self.sources),
             "user_dict": dict(self.user_dict) if self.user_dict else None,
             "warnings": list(self.warnings),
+            "writable": self.writable,
+            "nodes": dict(self.nodes),
         }
 
 

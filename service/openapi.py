@@ -218,9 +218,9 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "operationId": "health",
-                    "summary": "Liveness and the number of documents.",
+                    "summary": "Readiness, the number of documents and, on a cluster, whether it can take writes.",
                     "responses": {
-                        "200": _ok("The index is readable.", "Health"),
+                        "200": _ok("The index is readable (status degraded: it cannot be written now).", "Health"),
                         "503": _error("index_unavailable or index_error."),
                     },
                 }
@@ -513,12 +513,28 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                     "additionalProperties": False,
                     "required": ["status", "documents"],
                     "properties": {
-                        "status": {"type": "string", "enum": ["ok"]},
+                        "status": {
+                            "type": "string",
+                            "enum": ["ok", "degraded"],
+                            "description": "degraded: searches work, but the index cannot be written (writable false).",
+                        },
                         "documents": {"type": "integer"},
                         "warnings": {
                             "type": "array",
                             "items": {"type": "string"},
                             "description": "Problems to fix, such as a user dictionary that differs from the index's.",
+                        },
+                        "writable": {
+                            "type": "boolean",
+                            "description": "Typesense only: false while the cluster has no leader, so writes fail.",
+                        },
+                        "nodes": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "string",
+                                "enum": ["leader", "follower", "lagging", "no leader", "down"],
+                            },
+                            "description": "Typesense only: each node's URL and its state.",
                         },
                     },
                 },

@@ -508,6 +508,16 @@ def api_document(doc_id: str) -> dict[str, Any]:
 
 @bp.get("/healthz")
 def healthz() -> dict[str, Any]:
-    """Liveness and size: {"status": "ok", "documents": N, "warnings": [...]}."""
+    """Readiness and size: {"status": "ok" | "degraded", "documents": N, "warnings": [...]}, plus a cluster's state."""
     details = _searcher().info()
-    return {"status": "ok", "documents": details.documents, "warnings": list(details.warnings)}
+    health: dict[str, Any] = {
+        "status": details.status,
+        "documents": details.documents,
+        "warnings": list(details.warnings),
+    }
+    # Only a cluster has a leader and nodes; a local index reports neither.
+    if details.writable is not None:
+        health["writable"] = details.writable
+    if details.nodes:
+        health["nodes"] = dict(details.nodes)
+    return health

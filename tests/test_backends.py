@@ -169,8 +169,13 @@ def test_api_document_lookup_and_404(client: FlaskClient) -> None:
     assert missing.get_json()["error"]["code"] == "not_found"
 
 
-def test_api_healthz(client: FlaskClient) -> None:
-    assert client.get("/healthz").get_json() == {"status": "ok", "documents": 8, "warnings": []}
+def test_api_healthz(backend: str, client: FlaskClient) -> None:
+    health = client.get("/healthz").get_json()
+    if backend == "typesense":
+        # A cluster also says whether it can take writes, and each node's state.
+        assert sorted(health.pop("nodes").values()) == ["follower", "follower", "leader"]
+        assert health.pop("writable") is True
+    assert health == {"status": "ok", "documents": 8, "warnings": []}
 
 
 def test_api_malformed_query_is_not_a_server_error(client: FlaskClient) -> None:

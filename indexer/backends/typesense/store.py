@@ -38,7 +38,20 @@ from ...corpus import Article
 from ...errors import IndexerError, IndexMissingError, SchemaMismatchError
 from ...index_meta import MAX_FACET_VALUES, REBUILD_HINT, format_refusal, index_info, new_build_record, now, touched
 from ...store import IndexInfo, RawHit, RawPage, SearchRequest
-from .client import API_KEY_ENV, COLLECTION_ENV, IMPORT_TIMEOUT_S, NODES_ENV, RETRY_INTERVAL_S, TypesenseClient, check
+from .client import (
+    API_KEY_ENV,
+    COLLECTION_ENV,
+    DOWN,
+    IMPORT_TIMEOUT_S,
+    LAGGING,
+    NO_LEADER,
+    NODES_ENV,
+    RETRY_INTERVAL_S,
+    ClusterUnavailableError,
+    TypesenseClient,
+    check,
+    problem,
+)
 from .documents import FORMAT_VERSION, STORED_FIELDS, collection_schema, from_document, to_document
 from .query import FILTER_FIELD, Expr, RankQuery, compile_filter, rank_query, render_filter
 
@@ -64,6 +77,14 @@ READY_CACHE_S = 2.0
 REPLICATION_WAIT_S = 2.0
 # A search answered with "not found" or "not ready" by one node is asked again (the client rotates nodes).
 SEARCH_RETRIES = 20
+
+
+# What ``info`` warns about a node in each state that is not leader or follower.
+_NODE_PROBLEMS = {
+    DOWN: "is down",
+    LAGGING: "is lagging: it is catching up with the leader and gets no reads until it has",
+    NO_LEADER: "has no leader",
+}
 
 
 # -- settings -----------------------------------------------------------------
@@ -456,8 +477,11 @@ class TypesenseStore:
         return [str(doc.get("title") or "") for doc in self._export("title")]
 
     def info(self) -> IndexInfo:
-        """Document count, format version and times of the live collection, and every node's health."""
-        health = self.client.node_health()
+        """Document count, format version and times of the live collection, each node's state, and writability."""
+        state = self.client.cluster_state()
+        if not state.readable:
+            # Fail at once rather than after the read budget: /healthz must answer a load balancer quickly.
+            raise ClusterUnavailableError(problem(state, write=False))
         target = self._require(fresh=True)
         meta = self._read_meta(target)
         status, data = self.client.json("GET", f"/collections/{target}")
@@ -467,7 +491,11 @@ class TypesenseStore:
         if status == 200 and isinstance(metrics, dict):
             size = int(float(metrics.get("typesense_memory_active_bytes", 0) or 0))
 
-        warnings = [f"node {node} is {state}" for node, state in health.items() if state != "ok"]
+        warnings = [
+            f"node {node} {_NODE_PROBLEMS[named]}" for node, named in state.nodes.items() if named in _NODE_PROBLEMS
+        ]
+        if not state.writable:
+            warnings.insert(0, problem(state, write=True))
         return index_info(
             meta,
             backend=self.backend,
@@ -475,6 +503,8 @@ class TypesenseStore:
             documents=documents,
             size_bytes=size,
             warnings=warnings,
+            writable=state.writable,
+            nodes=state.nodes,
         )
 
     def close(self) -> None:
