@@ -253,6 +253,13 @@ class _TimedWriter(writer_module.FastSegmentWriter):  # type: ignore[misc]
             # One pass gives both; the title's share is what its own pass would cost, so it all counts as content.
             self.timer.add("analyse", "content (and title)", clock() - started)
 
+    def analyse_bigrams(self, folded: str) -> Any:
+        started = clock()
+        try:
+            return super().analyse_bigrams(folded)
+        finally:
+            self.timer.add("analyse", "content_bi", clock() - started)
+
     def analyse_field(self, name: str, field: Any, value: Any) -> Any:
         started = clock()
         try:

@@ -390,15 +390,16 @@ def _identifier_terms(ident: str) -> tuple[tuple[tuple[str, int, int, int], ...]
     return tuple((text_, p, s, e) for (text_, s), (p, e) in ordered), max(len(pieces), 1)
 
 
-def iter_terms(text: str, mode: str = "query") -> Iterator[tuple[str, int, int, int]]:
+def iter_terms(text: str, mode: str = "query", *, folded: bool = False) -> Iterator[tuple[str, int, int, int]]:
     """Yield ``(term, position, startchar, endchar)`` for ``text``.
 
     ``mode="index"`` adds sub-words and identifier parts; any other mode is
     query analysis. Positions are ordinal; tokens that share a position are
-    alternatives for the same stretch of text.
+    alternatives for the same stretch of text. ``folded``: ``text`` is
+    already ``normalize(text)``.
     """
     seg = _segmenter if _segmenter is not None else segmenter()
-    norm = normalize(text)
+    norm = text if folded else normalize(text)
     index_mode = mode == "index"
     pos = 0
     for m in _TOKEN_RE.finditer(norm):
@@ -425,10 +426,13 @@ def iter_terms(text: str, mode: str = "query") -> Iterator[tuple[str, int, int, 
         pos += width
 
 
-def han_bigrams(text: str) -> list[str]:
-    """Overlapping pairs of Han characters in the folded text (a lone character stands alone)."""
+def han_bigrams(text: str, *, folded: bool = False) -> list[str]:
+    """Overlapping pairs of Han characters in the folded text (a lone character stands alone).
+
+    ``folded``: ``text`` is already ``normalize(text)`` (a build folds each text once for all its fields).
+    """
     grams: list[str] = []
-    for m in _HAN_RUN_RE.finditer(normalize(text)):
+    for m in _HAN_RUN_RE.finditer(text if folded else normalize(text)):
         run = m.group()
         if len(run) == 1:
             grams.append(run)

@@ -34,7 +34,7 @@ import pickle
 import struct
 import zlib
 from array import array
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
@@ -52,7 +52,7 @@ from whoosh.util import random_name
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
-from ...analysis import han_bigrams, iter_terms
+from ...analysis import han_bigrams, iter_terms, normalize
 from ...schema import CONTENT, CONTENT_BI, TITLE
 
 # Whoosh's struct packers, typed.
@@ -110,27 +110,25 @@ def encode_positions(poslist: list[int]) -> bytes:
 Posting = tuple[bytes, int, float, bytes]
 
 
-def content_postings(content: str, title_len: int) -> tuple[list[Posting], list[Posting]]:
-    """The ``content`` field's postings and the title's, from one analyzer pass over ``content``.
+def content_postings(folded: str, title_len: int) -> tuple[list[Posting], list[Posting]]:
+    """The ``content`` field's postings and the title's, from one analyzer pass over the folded content.
 
-    The title's terms are those that start before ``title_len``: the title
-    is the start of ``content`` and a blank line ends it, which no term
-    crosses, so they are the terms (and positions) the title alone gives.
+    The title is the start of ``content`` and a blank line ends it, which no
+    term crosses: the title's terms (and positions) are the first terms of
+    the content, those that start before ``title_len``.
     """
-    content_pos: dict[str, list[int]] = {}
-    title_pos: dict[str, list[int]] = {}
-    for term, pos, start, _end in iter_terms(content, "index"):
-        found = content_pos.get(term)
-        if found is None:
-            content_pos[term] = [pos]
-        else:
-            found.append(pos)
-        if start < title_len:
-            found = title_pos.get(term)
-            if found is None:
-                title_pos[term] = [pos]
-            else:
-                found.append(pos)
+    terms = list(iter_terms(folded, "index", folded=True))
+    in_title = 0
+    for found in terms:
+        if found[2] >= title_len:
+            break
+        in_title += 1
+    content_pos: defaultdict[str, list[int]] = defaultdict(list)
+    for term, pos, _start, _end in terms:
+        content_pos[term].append(pos)
+    title_pos: defaultdict[str, list[int]] = defaultdict(list)
+    for term, pos, _start, _end in terms[:in_title]:
+        title_pos[term].append(pos)
     return _positions_postings(content_pos), _positions_postings(title_pos)
 
 
@@ -149,9 +147,10 @@ def _positions_postings(positions: dict[str, list[int]]) -> list[Posting]:
     ]
 
 
-def bigram_postings(text: str) -> list[Posting]:
+def bigram_postings(text: str, folded: bool = False) -> list[Posting]:
     """The ``content_bi`` field's postings: each bigram's count, encoded as ``formats.Frequency`` does."""
-    return [(gram.encode("utf-8"), n, _weight(n), _freq_bytes(n)) for gram, n in Counter(han_bigrams(text)).items()]
+    counts = Counter(han_bigrams(text, folded=folded))
+    return [(gram.encode("utf-8"), n, _weight(n), _freq_bytes(n)) for gram, n in counts.items()]
 
 
 class TermPool:
@@ -300,7 +299,10 @@ class FastSegmentWriter(SegmentWriter):  # type: ignore[misc]
             and isinstance(content, str)
             and content.startswith(title + "\n\n")
         ):
-            out[CONTENT], out[TITLE] = self.analyse_content(content, len(title))
+            out[CONTENT], out[TITLE], folded = self.analyse_content(content, len(title))
+            if CONTENT_BI in self._special and fields.get(CONTENT_BI) == content:
+                # The bigrams are of the same text: fold it once.
+                out[CONTENT_BI] = self.analyse_bigrams(folded)
         docboost = self._doc_boost(fields)
         for name, value in fields.items():
             if value is None or name.startswith("_"):
@@ -318,9 +320,14 @@ class FastSegmentWriter(SegmentWriter):  # type: ignore[misc]
             out[name] = items
         return out
 
-    def analyse_content(self, content: str, title_len: int) -> tuple[list[Posting], list[Posting]]:
-        """The content field's postings and the title's, from one pass (``content_postings``)."""
-        return content_postings(content, title_len)
+    def analyse_content(self, content: str, title_len: int) -> tuple[list[Posting], list[Posting], str]:
+        """The content field's postings, the title's (``content_postings``), and the folded content."""
+        folded = normalize(content)
+        return (*content_postings(folded, title_len), folded)
+
+    def analyse_bigrams(self, folded: str) -> list[Posting]:
+        """The bigram field's postings, from the folded text."""
+        return bigram_postings(folded, folded=True)
 
     def analyse_field(self, name: str, field: Any, value: Any) -> list[Posting]:
         """One field's postings: this module's analysis for the text fields, else Whoosh's ``field.index``."""
