@@ -75,6 +75,7 @@ eval: $(VENV)/.installed-test
 	$(BIN)/python bench/eval.py --backend $(BACKEND) $(EVAL_ARGS)
 
 # Side-by-side speed benchmark (zhsearch vs. the tutorial baseline; PEERS=1 adds tantivy and SQLite FTS5):
+# BENCH_ARGS='--builds-only' measures only the index builds, '--limit 1500' on the first 1,500 articles.
 # Markdown report on stdout and in bench/results/bench-<UTC date>.md. wrk drives the HTTP load from C so the
 # load generator takes little of the CPU; the apt lock timeout waits for other engineers' installs.
 bench: $(VENV)/.installed

@@ -776,7 +776,67 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-http", action="store_true", help="no server start-up or HTTP load")
     parser.add_argument("--skip-scale", action="store_true", help="no scale curve")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (indexes, logs)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N articles of --data")
+    parser.add_argument(
+        "--builds-only", action="store_true", help="only the index builds, side by side (no queries, HTTP or scale)"
+    )
     return parser.parse_args(argv)
+
+
+def _report_head(
+    args: argparse.Namespace,
+    s: Settings,
+    date: datetime,
+    load_start: tuple[float, float, float],
+    commit: str,
+    code_hash: str,
+    data: Path,
+    n_docs: int,
+    limit: int | None,
+    queries: Sequence[tuple[str, str]],
+) -> list[str]:
+    """The title, the run's conditions (date, machine, load, code, data, queries) and the build table's heading."""
+    total_min = (time.perf_counter() - _started) / 60
+    kinds = ", ".join(f"{k} {sum(1 for kk, _ in queries if kk == k)}" for k in dict.fromkeys(k for k, _ in queries))
+    return [
+        f"# zhsearch benchmark, {date:%Y-%m-%d %H:%M} UTC" + (" (quick run)" if args.quick else ""),
+        "",
+        f"- **Date:** {date:%Y-%m-%d %H:%M:%S} UTC; `make bench` took **{total_min:.1f} min**",
+        *_machine(),
+        f"- **Load average** (1/5/15 min) at start {' / '.join(f'{x:.2f}' for x in load_start)}, at end "
+        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}: other engineers share these cores, so absolute "
+        "numbers are noisy; ratios compare systems measured side by side in this run.",
+        f"- **zhsearch** {Zhsearch.version()}, commit {commit}: every phase ran a copy of "
+        f"{' and '.join(f'`{p}/`' for p in Zhsearch.PACKAGES)} taken at the start (content hash {code_hash}); "
+        f"backend `{args.backend}`. "
+        f"**Baseline:** the tutorial jieba `ChineseAnalyzer` + Whoosh recipe in `bench/naive_baseline.py`"
+        + (
+            ". **Peers** (references, jieba search-mode text joined by spaces): tantivy, SQLite FTS5"
+            if args.peers
+            else ""
+        )
+        + ".",
+        f"- **Data:** `{args.data}` ({_mb(args.data.stat().st_size)} MB)"
+        + (f", first {n_docs:,} articles ({_mb(data.stat().st_size)} MB)" if limit else f", {n_docs:,} articles")
+        + "; the scale curve uses paragraphs as documents.",
+        *(
+            []
+            if args.builds_only
+            else [
+                f"- **Queries:** {len(queries)} from `bench/queries.tsv` ({kinds}); top {K} hits; "
+                f"each system warmed up with one pass, then {s.rounds} timed round(s) per mode, systems alternating "
+                "query by query, each in its own process."
+            ]
+        ),
+        "",
+        "## Index build",
+        "",
+        "Each build runs in its own process (zhsearch may fork writer processes). Wall time includes interpreter "
+        "start-up; CPU s is user+system time of the build and the children it waited for; peak RSS is the "
+        "largest single process (wait4 rusage); peak PSS sums all the build's processes, sampled 4 times a "
+        "second (PSS splits shared pages, so forked writers are not counted twice).",
+        "",
+    ]
 
 
 def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
@@ -786,7 +846,8 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
     args.data = args.data.resolve()
     if not args.data.is_file():
         raise SystemExit(f"no data file at {args.data}; pass --data or set {DATA_ENV}")
-    data = _prepare_data(args.data, s.limit_docs, tmp)
+    limit = args.limit or s.limit_docs
+    data = _prepare_data(args.data, limit, tmp)
     commit = _git()
     env, code_hash = snapshot_code(tmp)
     all_queries = load_queries(args.queries)
@@ -802,6 +863,11 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
         index_dirs[name] = tmp / f"index-{name}"
         builds[name] = run_build(name, data, index_dirs[name], args.backend, tmp / "build.log", env)
         log(f"build: {name}: {builds[name].seconds:.1f} s {builds[name].error or ''}")
+    if args.builds_only:
+        for name in systems:
+            shutil.rmtree(index_dirs[name], ignore_errors=True)
+        head = _report_head(args, s, date, load_start, commit, code_hash, data, n_docs, limit, queries)
+        return "\n".join([*head, report_builds(builds), ""])
 
     results: dict[str, QueryResult] = {name: QueryResult(name) for name in systems}
     for name, b in builds.items():
@@ -835,40 +901,8 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
         except Exception:
             scale = ScaleResult(error=_phase_error("scale"))
 
-    total_min = (time.perf_counter() - _started) / 60
-    kinds = ", ".join(f"{k} {sum(1 for kk, _ in queries if kk == k)}" for k in dict.fromkeys(k for k, _ in queries))
     lines = [
-        f"# zhsearch benchmark, {date:%Y-%m-%d %H:%M} UTC" + (" (quick run)" if args.quick else ""),
-        "",
-        f"- **Date:** {date:%Y-%m-%d %H:%M:%S} UTC; `make bench` took **{total_min:.1f} min**",
-        *_machine(),
-        f"- **Load average** (1/5/15 min) at start {' / '.join(f'{x:.2f}' for x in load_start)}, at end "
-        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}: other engineers share these cores, so absolute "
-        "numbers are noisy; ratios compare systems measured side by side in this run.",
-        f"- **zhsearch** {Zhsearch.version()}, commit {commit}: every phase ran a copy of "
-        f"{' and '.join(f'`{p}/`' for p in Zhsearch.PACKAGES)} taken at the start (content hash {code_hash}); "
-        f"backend `{args.backend}`. "
-        f"**Baseline:** the tutorial jieba `ChineseAnalyzer` + Whoosh recipe in `bench/naive_baseline.py`"
-        + (
-            ". **Peers** (references, jieba search-mode text joined by spaces): tantivy, SQLite FTS5"
-            if args.peers
-            else ""
-        )
-        + ".",
-        f"- **Data:** `{args.data}` ({_mb(args.data.stat().st_size)} MB)"
-        + (f", first {n_docs:,} articles ({_mb(data.stat().st_size)} MB)" if s.limit_docs else f", {n_docs:,} articles")
-        + "; the scale curve uses paragraphs as documents.",
-        f"- **Queries:** {len(queries)} from `bench/queries.tsv` ({kinds}); top {K} hits; "
-        f"each system warmed up with one pass, then {s.rounds} timed round(s) per mode, systems alternating "
-        "query by query, each in its own process.",
-        "",
-        "## Index build",
-        "",
-        "Each build runs in its own process (zhsearch may fork writer processes). Wall time includes interpreter "
-        "start-up; CPU s is user+system time of the build and the children it waited for; peak RSS is the "
-        "largest single process (wait4 rusage); peak PSS sums all the build's processes, sampled 4 times a "
-        "second (PSS splits shared pages, so forked writers are not counted twice).",
-        "",
+        *_report_head(args, s, date, load_start, commit, code_hash, data, n_docs, limit, queries),
         report_builds(builds),
         "",
         "## Query latency (in-process, ms)",
@@ -908,7 +942,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     args.results.mkdir(parents=True, exist_ok=True)
-    name = f"bench-{datetime.now(UTC):%Y-%m-%d}" + ("-quick" if args.quick else "") + ".md"
+    kind = ("-quick" if args.quick else "") + ("-builds" if args.builds_only else "")
+    name = f"bench-{datetime.now(UTC):%Y-%m-%d}{kind}.md"
     path = args.results / name
     path.write_text(report, encoding="utf-8")
     print(report)

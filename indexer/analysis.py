@@ -134,6 +134,8 @@ class Segmenter:
     def add_word(self, word: str, freq: int | None, tag: str | None) -> None:
         """Add a user-dictionary word."""
         self._add_word(word, freq, tag)
+        # A new word can be a sub-word of words already looked at.
+        _subword_spans.cache_clear()
 
 
 _segmenter: Segmenter | None = None
@@ -355,15 +357,49 @@ def _identifier_parts(ident: str, start: int) -> tuple[list[tuple[str, int, int]
     return pieces, parts
 
 
-def iter_terms(text: str, mode: str = "query") -> Iterator[tuple[str, int, int, int]]:
+@functools.lru_cache(maxsize=65536)
+def _subword_spans(word: str) -> tuple[tuple[str, int, int], ...]:
+    """The dictionary words inside ``word`` (2 then 3 characters, left to right) with their offsets in it.
+
+    Cached: a build meets the same long words over and over. The cache is
+    emptied when a word is added to the dictionary (``Segmenter.add_word``).
+    """
+    seg = _segmenter if _segmenter is not None else segmenter()
+    return tuple(
+        (word[i : i + n], i, i + n)
+        for n in (2, 3)
+        if len(word) > n
+        for i in range(len(word) - n + 1)
+        if seg.has_word(word[i : i + n])
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _identifier_terms(ident: str) -> tuple[tuple[tuple[str, int, int, int], ...], int]:
+    """An identifier's index terms as ``(text, position, start, end)`` relative to it, and the positions it takes.
+
+    Cached: identifiers (versions, product names) repeat across a collection.
+    """
+    pieces, parts = _identifier_parts(ident, 0)
+    found = {(text_, s): (i, e) for text_, s, e, i in parts}
+    if len(pieces) > 1:
+        for i, (text_, s, e) in enumerate(pieces):
+            found.setdefault((text_, s), (i, e))
+    # Whoosh expects each term's positions in increasing order.
+    ordered = sorted(found.items(), key=lambda kv: (kv[1][0], kv[0][1], -kv[1][1]))
+    return tuple((text_, p, s, e) for (text_, s), (p, e) in ordered), max(len(pieces), 1)
+
+
+def iter_terms(text: str, mode: str = "query", *, folded: bool = False) -> Iterator[tuple[str, int, int, int]]:
     """Yield ``(term, position, startchar, endchar)`` for ``text``.
 
     ``mode="index"`` adds sub-words and identifier parts; any other mode is
     query analysis. Positions are ordinal; tokens that share a position are
-    alternatives for the same stretch of text.
+    alternatives for the same stretch of text. ``folded``: ``text`` is
+    already ``normalize(text)``.
     """
     seg = _segmenter if _segmenter is not None else segmenter()
-    norm = normalize(text)
+    norm = text if folded else normalize(text)
     index_mode = mode == "index"
     pos = 0
     for m in _TOKEN_RE.finditer(norm):
@@ -375,12 +411,8 @@ def iter_terms(text: str, mode: str = "query") -> Iterator[tuple[str, int, int, 
                 yield word, pos, s, e
                 if index_mode and len(word) > 2:
                     # The same sub-words jieba's search mode adds, at the parent's position.
-                    for n in (2, 3):
-                        if len(word) > n:
-                            for i in range(len(word) - n + 1):
-                                gram = word[i : i + n]
-                                if seg.has_word(gram):
-                                    yield gram, pos, s + i, s + i + n
+                    for gram, i, j in _subword_spans(word):
+                        yield gram, pos, s + i, s + j
                 pos += 1
             continue
         ident = m.group()
@@ -388,21 +420,19 @@ def iter_terms(text: str, mode: str = "query") -> Iterator[tuple[str, int, int, 
             yield ident, pos, run_start, m.end()
             pos += 1
             continue
-        pieces, parts = _identifier_parts(ident, run_start)
-        found = {(text_, s): (pos + i, e) for text_, s, e, i in parts}
-        if len(pieces) > 1:
-            for i, (text_, s, e) in enumerate(pieces):
-                found.setdefault((text_, s), (pos + i, e))
-        # Whoosh expects each term's positions in increasing order.
-        for (text_, s), (p, e) in sorted(found.items(), key=lambda kv: (kv[1][0], kv[0][1], -kv[1][1])):
-            yield text_, p, s, e
-        pos += max(len(pieces), 1)
+        terms, width = _identifier_terms(ident)
+        for text_, p, s, e in terms:
+            yield text_, pos + p, run_start + s, run_start + e
+        pos += width
 
 
-def han_bigrams(text: str) -> list[str]:
-    """Overlapping pairs of Han characters in the folded text (a lone character stands alone)."""
+def han_bigrams(text: str, *, folded: bool = False) -> list[str]:
+    """Overlapping pairs of Han characters in the folded text (a lone character stands alone).
+
+    ``folded``: ``text`` is already ``normalize(text)`` (a build folds each text once for all its fields).
+    """
     grams: list[str] = []
-    for m in _HAN_RUN_RE.finditer(normalize(text)):
+    for m in _HAN_RUN_RE.finditer(text if folded else normalize(text)):
         run = m.group()
         if len(run) == 1:
             grams.append(run)

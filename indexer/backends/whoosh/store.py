@@ -90,6 +90,7 @@ from .query import compile_request_query, find_units
 from .schema import build_schema
 from .scoring import CachedBM25F
 from .units import MatchUnits
+from .writer import FastSegmentWriter
 
 CURRENT = "CURRENT"
 META_FILE = "zhsearch.json"
@@ -241,7 +242,12 @@ def _error_report(exc: BaseException) -> tuple[int | None, str]:
 
 
 class _SubWriter(SubWriterTask):  # type: ignore[misc]
-    """A build's worker process that sends its error to the parent instead of printing a traceback."""
+    """A build's worker process: writes its share of the documents into a segment of its own.
+
+    Whoosh's ``SubWriterTask.run`` with ``FastSegmentWriter`` in place of
+    Whoosh's writer, and an error sent to the parent instead of printed as a
+    traceback.
+    """
 
     def __init__(self, *args: Any, errors: Any) -> None:
         super().__init__(*args)
@@ -249,11 +255,26 @@ class _SubWriter(SubWriterTask):  # type: ignore[misc]
 
     def run(self) -> None:
         try:
-            super().run()
+            self._write_jobs()
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 self.errors.put(_error_report(exc))
             raise SystemExit(1) from None
+
+    def _write_jobs(self) -> None:
+        ix = self.storage.open_index(self.indexname)
+        # _lk=False: the parent holds the index's lock.
+        writer = self.writer = FastSegmentWriter(ix, _lk=False, **self.kwargs)
+        while self.running:
+            job = self.jobqueue.get()
+            if job is None:
+                break
+            self._process_file(*job)
+        if not self.running:
+            writer.cancel()
+            return
+        segment = writer._finalize_segment()
+        self.resultqueue.put((None, writer.pool.fieldnames, segment), timeout=5)
 
 
 class _GuardedJobs:
@@ -287,6 +308,9 @@ class _BuildWriter(MpWriter):  # type: ignore[misc]
 
     def __init__(self, ix: Any, **kwargs: Any) -> None:
         super().__init__(ix, **kwargs)
+        if not self.multisegment:
+            # Each worker finishes a segment of its own (``_SubWriter``); there are no runs to merge.
+            raise ValueError("the build writer needs multisegment=True")
         self.errors = self._mpctx.SimpleQueue()
         self._jobs: Any = self.jobqueue  # type: ignore[has-type]
         self.jobqueue = _GuardedJobs(self._jobs, self)
@@ -320,7 +344,7 @@ class _BuildWriter(MpWriter):  # type: ignore[misc]
 def _build_writer(ix: Any) -> Any:
     procs = int(os.environ.get(BUILD_PROCS_ENV) or os.cpu_count() or 1)
     if procs <= 1:
-        return ix.writer(limitmb=WRITER_LIMIT_MB, compound=False)
+        return FastSegmentWriter(ix, limitmb=WRITER_LIMIT_MB, compound=False)
     # Segmenting and posting-writing are pure Python: one process per core,
     # each writing its own segment (merging them would cost a third pass).
     return _BuildWriter(ix, limitmb=WRITER_LIMIT_MB, procs=procs, multisegment=True, compound=False)
@@ -349,6 +373,10 @@ def _index_one(add: Callable[..., Any], article: Article) -> None:
         ) from None
 
 
+# Whose objects ``_close_files`` looks inside: Whoosh's, and this backend's writer classes.
+_WRITER_MODULES = ("whoosh", __name__.rpartition(".")[0] + ".")
+
+
 def _close_files(writer: Any) -> None:
     """Close every file a failed Whoosh writer still holds, found through its attributes.
 
@@ -371,7 +399,7 @@ def _close_files(writer: Any) -> None:
             stack.extend(list(obj)[:1000])
         elif isinstance(obj, dict):
             stack.extend(list(obj.values())[:1000])
-        elif type(obj).__module__.startswith("whoosh") and hasattr(obj, "__dict__"):
+        elif type(obj).__module__.startswith(_WRITER_MODULES) and hasattr(obj, "__dict__"):
             stack.extend(vars(obj).values())
 
 
