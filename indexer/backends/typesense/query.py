@@ -8,23 +8,27 @@
   source/tag filters and date ranges all keep Whoosh's meaning. ``total`` and
   facet counts are therefore the same as on Whoosh except where noted below.
 - *In which order*: when every word must match, Typesense's own ranking of
-  ``q`` (every word, and the quoted phrases) over ``title_seq,body_seq``,
-  title weighted 2:1, no typos, no prefixes, no token dropping. When not
-  every word must match (``OR``, synonyms, questions, relaxed queries),
-  Typesense's token dropping would rank by the longest run of words from
-  the left, which orders questions almost at random; instead one
-  multi_search asks, per word, for its best ``CANDIDATES_PER_WORD``
-  documents within the filter, and zhsearch adds up the words' IDF (from
-  the per-word counts) weighted by Typesense's rank for each word, then
-  fetches the page's documents. Date order needs no ranking.
+  ``q`` (every word, and the quoted phrases and identifiers) over
+  ``title_seq,body_seq``, title weighted 2:1, no typos, no prefixes, no
+  token dropping. When not every word must match (``OR``, synonyms,
+  questions, relaxed queries), Typesense's token dropping would rank by the
+  longest run of words from the left, which orders questions almost at
+  random; instead the store searches the query's units (``rank_units``, the
+  units Whoosh scores) one by one, adds up their IDF, and reorders the best
+  50 by BM25 on their stored text (``scoring``). Date order needs no ranking.
 
 Where Typesense cannot say exactly what Whoosh says:
 
 - Typesense's ranking has no IDF and no BM25 length normalisation; scores
-  are its ``text_match`` numbers (or zhsearch's IDF sums, above), comparable
-  only within one query. In the IDF merge a document that has only words too
-  common to be among any word's best candidates counts in ``total`` but is
-  not listed.
+  are its ``text_match`` numbers (or zhsearch's IDF sums and BM25, above),
+  comparable only within one query. In the IDF merge a document that has only
+  words too common to be among any word's best candidates counts in ``total``
+  but is not listed.
+- ``mode`` and the filling of a short page: a keyword query lists its full
+  matches only (Whoosh continues a page of fewer than 10 with the closest);
+  a question lists every document with one of its words, ranked by score, as
+  Whoosh does for a question with fewer than 40 full matches. ``total_full``
+  is not counted.
 - A phrase is exact only where every word must match (it then goes into
   ``q``); under ``OR`` or ``NOT`` it becomes "all of its words" without
   adjacency. ``title:"…"`` checks adjacency in either field (the words are
