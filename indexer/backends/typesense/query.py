@@ -24,7 +24,7 @@ Where Typesense cannot say exactly what Whoosh says:
   comparable only within one query. In the IDF merge a document that has only
   words too common to be among any word's best candidates counts in ``total``
   but is not listed.
-- ``mode`` and the filling of a short page: a keyword query lists its full
+- ``mode`` is ignored, and so is the filling of a short page: a keyword query lists its full
   matches only (Whoosh continues a page of fewer than 10 with the closest);
   a question lists every document with one of its words, ranked by score, as
   Whoosh does for a question with fewer than 40 full matches. ``total_full``

@@ -375,7 +375,8 @@ class TypesenseStore:
         how well Typesense ranks it for that form (title matches rank higher);
         a last request fetches the page.
         """
-        units = rank_units(request.query, request.mode)[:MAX_RANK_UNITS]
+        # As the filter, which ignores ``mode`` (see query's docstring), so the ranked units are those it matches.
+        units = rank_units(request.query)[:MAX_RANK_UNITS]
         forms = list(dict.fromkeys(q_form(f) for u in units for f in u.forms))[:MAX_RANK_FORMS]
         # The words inside a long word (学术研究 → 学术, 研究) are counted, not listed: they only add to the score.
         inner = [w for u in units for t in u.forms[0] for w in subwords(t)]
