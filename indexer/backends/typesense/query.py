@@ -283,15 +283,15 @@ class RankUnit:
     counts: bool = True
 
 
-def rank_units(node: Node | None, mode: str = "auto") -> tuple[RankUnit, ...]:
-    """The units to rank by when not every word must match: those Whoosh scores (``indexer.plan.plan_match``).
+def rank_units(node: Node | None, mode: str = "auto") -> tuple[tuple[RankUnit, ...], bool]:
+    """The units to rank by, those Whoosh scores (``indexer.plan.plan_match``), and whether it is a question.
 
     A question's informative words, a name typed as single characters (one
     phrase), a run typed without spaces (its pieces side by side), an
     identifier (its pieces side by side), each with its other regional forms.
     """
     plan = plan_match(positive_texts(node), mode)
-    return tuple(RankUnit(u.label, u.forms, u.counts) for u in plan.units)
+    return tuple(RankUnit(u.label, u.forms, u.counts) for u in plan.units), plan.question
 
 
 def rank_query(node: Node | None) -> RankQuery:

@@ -11,8 +11,9 @@ documents anyway, so this costs no request.
 
 What differs from Whoosh's BM25: a unit is counted where its characters
 stand in the text, not where jieba cut a word (地区 is also counted in
-山地区域), and a document's length is in characters, against the mean
-length of the documents reordered, not of the whole collection.
+山地区域), and a document's length is estimated from its characters (``words``),
+against the mean length of the documents reordered, not of the whole
+collection.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ...corpus import Article
 # Whoosh's BM25F parameters (indexer/backends/whoosh/store.py).
 K1 = 1.2
 B = 0.75
-# Extra weight of a unit found in the title (Whoosh's TITLE_BOOST for questions).
+# Extra weight of a unit found in the title (Whoosh's TITLE_BOOST, for questions only).
 TITLE_WEIGHT = 0.6
 # A unit written another way than typed scores this much (Whoosh's OTHER_FORM_WEIGHT).
 OTHER_FORM_WEIGHT = 0.8
@@ -80,10 +81,21 @@ def _count(unit: ScoredUnit, text: str) -> float:
     return best
 
 
-def _bm25(tf: float, length: int, mean_length: float) -> float:
+def _bm25(tf: float, length: float, mean_length: float) -> float:
     if tf <= 0:
         return 0.0
     return tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / mean_length))
+
+
+# A Latin word or number is one word; jieba's words average about this many Chinese characters.
+_LATIN_RE = re.compile(r"[A-Za-z0-9]+")
+_HAN_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+HAN_PER_WORD = 1.6
+
+
+def words(text: str) -> float:
+    """About how many words jieba and the identifier rules make of ``text``, without segmenting it."""
+    return max(1.0, len(_LATIN_RE.findall(text)) + len(_HAN_RE.findall(text)) / HAN_PER_WORD)
 
 
 def idf(total: int, df: int) -> float:
@@ -91,13 +103,15 @@ def idf(total: int, df: int) -> float:
     return math.log(1 + (total - df + 0.5) / (df + 0.5))
 
 
-def text_scores(docs: Sequence[Article], units: Sequence[ScoredUnit], total: int) -> list[float]:
-    """BM25 of each document's title and body for the units, plus ``TITLE_WEIGHT`` of the title's own."""
+def text_scores(
+    docs: Sequence[Article], units: Sequence[ScoredUnit], total: int, title_weight: float = TITLE_WEIGHT
+) -> list[float]:
+    """BM25 of each document's title and body for the units, plus ``title_weight`` of the title's own."""
     if not docs:
         return []
     texts = [f"{d.title}\n{d.body}" for d in docs]
-    lengths = [len(t) for t in texts]
-    title_lengths = [max(1, len(d.title)) for d in docs]
+    lengths = [words(t) for t in texts]
+    title_lengths = [words(d.title) for d in docs]
     mean_length = sum(lengths) / len(lengths)
     mean_title = sum(title_lengths) / len(title_lengths)
     scores = [0.0] * len(docs)
@@ -107,6 +121,7 @@ def text_scores(docs: Sequence[Article], units: Sequence[ScoredUnit], total: int
         for i, doc in enumerate(docs):
             if counts[i]:
                 scores[i] += weight * _bm25(counts[i], lengths[i], mean_length)
-                title = _count(unit, doc.title)
-                scores[i] += TITLE_WEIGHT * weight * _bm25(title, title_lengths[i], mean_title)
+                if title_weight:
+                    title = _count(unit, doc.title)
+                    scores[i] += title_weight * weight * _bm25(title, title_lengths[i], mean_title)
     return scores

@@ -41,7 +41,7 @@ from ...store import IndexInfo, RawHit, RawPage, SearchRequest
 from .client import API_KEY_ENV, COLLECTION_ENV, IMPORT_TIMEOUT_S, NODES_ENV, RETRY_INTERVAL_S, TypesenseClient, check
 from .documents import FORMAT_VERSION, HIT_FIELDS, STORED_FIELDS, collection_schema, from_document, to_document
 from .query import FILTER_FIELD, Expr, compile_filter, q_form, rank_query, rank_units, render_filter
-from .scoring import OTHER_FORM_WEIGHT, SUBWORD_WEIGHT, ScoredUnit, text_scores
+from .scoring import OTHER_FORM_WEIGHT, SUBWORD_WEIGHT, TITLE_WEIGHT, ScoredUnit, text_scores
 from .scoring import idf as idf_of
 
 # Typesense sort orders by the API's sort; undated articles last in both date orders.
@@ -352,13 +352,42 @@ class TypesenseStore:
             params["sort_by"] = _SORT_BY[request.sort]
         else:
             params.update(q="*", sort_by=_SORT_BY["oldest" if request.sort == "oldest" else "date"])
-        result = self._multi_search([params])[0]
-        hits = [RawHit(from_document(h["document"]), float(h.get("text_match") or 0)) for h in result.get("hits", [])]
+        start = (request.page - 1) * request.size
+        rerank = ranking.strict and bool(ranking.words or ranking.phrases) and request.sort == "relevance"
+        if not rerank or start >= RERANK_WINDOW:
+            result = self._multi_search([params])[0]
+            hits = [
+                RawHit(from_document(h["document"]), float(h.get("text_match") or 0)) for h in result.get("hits", [])
+            ]
+            return RawPage(
+                total=int(result.get("found", 0)),
+                hits=hits,
+                facets=_facets(result),
+                partial=bool(result.get("search_cutoff")),
+            )
+        # Typesense ranks every full match by where its words are, not by how often they occur: its best
+        # RERANK_WINDOW are reordered by BM25 on their text (see scoring), in the same request as the counts.
+        end = start + request.size
+        params.update(page=1, per_page=max(end, RERANK_WINDOW))
+        units, _ = rank_units(request.query)
+        forms = list(dict.fromkeys(q_form(f) for u in units[:MAX_RANK_UNITS] for f in u.forms))[:MAX_RANK_FORMS]
+        per_form = {k: v for k, v in params.items() if k not in ("facet_by", "max_facet_values", "sort_by")}
+        results = self._multi_search([params, *({**per_form, "q": f, "per_page": 0} for f in forms)])
+        result = results[0]
+        total = int(result.get("found", 0))
+        idf = {
+            f: idf_of(total, int(r.get("found", 0))) for f, r in zip(forms, results[1:], strict=True) if r.get("found")
+        }
+        docs = [from_document(h["document"]) for h in result.get("hits", [])]
+        scored = [ScoredUnit(u.forms, idf.get(q_form(u.forms[0]))) for u in units[:MAX_RANK_UNITS]]
+        # Keywords: the title counts as part of the text only, as in Whoosh's one content field.
+        text = text_scores(docs[:RERANK_WINDOW], scored, total, title_weight=0.0)
+        order = sorted(range(len(text)), key=lambda i: -text[i]) + list(range(len(text), len(docs)))
         return RawPage(
-            total=int(result.get("found", 0)),
-            hits=hits,
+            total=total,
+            hits=[RawHit(docs[i], text[i] if i < len(text) else 0.0) for i in order[start:end]],
             facets=_facets(result),
-            partial=bool(result.get("search_cutoff")),
+            partial=any(r.get("search_cutoff") for r in results),
         )
 
     def _search_some_words(self, request: SearchRequest, params: dict[str, Any]) -> RawPage:
@@ -376,7 +405,8 @@ class TypesenseStore:
         a last request fetches the page.
         """
         # As the filter, which ignores ``mode`` (see query's docstring), so the ranked units are those it matches.
-        units = rank_units(request.query)[:MAX_RANK_UNITS]
+        units, question = rank_units(request.query)
+        units = units[:MAX_RANK_UNITS]
         forms = list(dict.fromkeys(q_form(f) for u in units for f in u.forms))[:MAX_RANK_FORMS]
         # The words inside a long word (学术研究 → 学术, 研究) are counted, not listed: they only add to the score.
         inner = [w for u in units for t in u.forms[0] for w in subwords(t)]
@@ -419,7 +449,13 @@ class TypesenseStore:
         window = min(RERANK_WINDOW, len(ranked)) if start < RERANK_WINDOW else 0
         docs = self._fetch(ranked[:window] + ranked[max(start, window) : max(end, window)])
         head = [d for d in ranked[:window] if d in docs]
-        text = dict(zip(head, text_scores([docs[d] for d in head], scored_units, total), strict=True))
+        text = dict(
+            zip(
+                head,
+                text_scores([docs[d] for d in head], scored_units, total, TITLE_WEIGHT if question else 0.0),
+                strict=True,
+            )
+        )
         head.sort(key=lambda d: -text[d])
         order = head + ranked[window:]
         hits = [RawHit(docs[d], text.get(d, scores[d])) for d in order[start:end] if d in docs]
