@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from indexer import Searcher, build_index, open_store, store_settings
+from indexer import Searcher, SuggesterCache, build_index, open_store, store_settings
 from indexer.backends.typesense import COLLECTION_ENV
 from service import create_app
 
@@ -145,6 +145,13 @@ def test_or_query_pages_without_overlap(searcher: Searcher) -> None:
 def test_question_ranks_the_article_about_it_first(searcher: Searcher) -> None:
     page = searcher.search("为什么混合专家模型能让大模型更便宜地训练和推理")
     assert page.hits[0].id == "moe-intro"
+
+
+def test_suggestions_are_not_rebuilt_while_the_index_stays_the_same(searcher: Searcher) -> None:
+    cache = SuggesterCache(searcher.store, recheck_s=0)
+    first = cache.get()
+    searcher.search("大模型")
+    assert cache.get() is first
 
 
 def test_filters_facets_and_date_sort(searcher: Searcher) -> None:
