@@ -10,7 +10,8 @@
 - *In which order*: when every word must match, Typesense's own ranking of
   ``q`` (every word, and the quoted phrases and identifiers) over
   ``title_seq,body_seq``, title weighted 2:1, no typos, no prefixes, no
-  token dropping. When not every word must match (``OR``, synonyms,
+  token dropping, whose best 50 the store reorders by BM25 on their stored
+  text (``scoring``). When not every word must match (``OR``, synonyms,
   questions, relaxed queries), Typesense's token dropping would rank by the
   longest run of words from the left, which orders questions almost at
   random; instead the store searches the query's units (``rank_units``, the
