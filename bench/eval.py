@@ -433,7 +433,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sets", default=",".join((*ALL_SETS, JUDGED_SET)), help=f"comma-separated benchmark folders, and {JUDGED_SET}"
     )
-    parser.add_argument("--articles-index", type=Path, default=None, help="an index of articles.jsonl, for keywords")
+    parser.add_argument(
+        "--articles-index", type=Path, default=None, help="a Whoosh index of articles.jsonl, for keywords"
+    )
     parser.add_argument("--systems", default=",".join(ALL_SYSTEMS), help="comma-separated: zhsearch, naive")
     parser.add_argument("--backend", default="whoosh", help="zhsearch index backend")
     parser.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N queries of each set")
@@ -470,7 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     for set_name in args.sets:
         rows += evaluate(args.data / set_name, args.systems, args.backend, args.max_queries)
-    judged = run_judged(args.data / "articles.jsonl", args.articles_index, log=log) if args.judged else None
+    judged = (
+        run_judged(args.data / "articles.jsonl", args.articles_index, log=log, backend=args.backend)
+        if args.judged
+        else None
+    )
     elapsed = time.perf_counter() - started
     meta = {
         "Date": when.strftime("%Y-%m-%d %H:%M UTC"),

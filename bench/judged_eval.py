@@ -64,28 +64,34 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def run_judged(
-    articles: Path, index_dir: Path | None = None, judged_dir: Path = JUDGED_DIR, log: Callable[[str], None] = print
+    articles: Path,
+    index_dir: Path | None = None,
+    judged_dir: Path = JUDGED_DIR,
+    log: Callable[[str], None] = print,
+    backend: str = "whoosh",
 ) -> JudgedResult:
-    """Score zhsearch and the baselines on the judged set."""
+    """Score zhsearch (on ``backend``; Typesense always builds its collection) and the baselines on the judged set."""
     from bm25_baselines import open_baseline
 
-    from indexer import Searcher, build_index
+    from indexer import Searcher, build_index, store_settings
 
     started = time.perf_counter()
     queries = load_queries(judged_dir / "queries.tsv")
     qrels = load_qrels(judged_dir / "qrels.tsv")
     with tempfile.TemporaryDirectory(prefix="zhsearch-judged-") as tmp:
-        if index_dir is None:
+        if index_dir is None or backend != "whoosh":
             index_dir = Path(tmp) / "index"
             log(f"judged set: indexing {articles} (a few minutes)")
-            build_index([articles], index_dir)
-        searcher = Searcher(index_dir)
+            # A Typesense backend reads its cluster from the ZHSEARCH_TYPESENSE_* variables.
+            build_index([articles], store_settings(index_dir, backend))
+        settings = store_settings(index_dir, backend)
+        searcher = Searcher(settings)
         try:
             documents = searcher.info().documents
             pages = {q.qid: searcher.search(q.query, size=K) for q in queries}
         finally:
             searcher.close()
-        suggest = run_suggest_cases(index_dir)
+        suggest = run_suggest_cases(settings)
     runs: dict[str, dict[str, list[str]]] = {"zhsearch": {qid: [h.id for h in p.hits] for qid, p in pages.items()}}
     for name in BASELINES:
         baseline = open_baseline(name, articles)

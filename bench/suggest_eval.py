@@ -18,7 +18,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer import Searcher, Suggester, did_you_mean, full_matches, init_jieba, is_gibberish, titles_with
+from indexer import (
+    Searcher,
+    StoreSettings,
+    Suggester,
+    did_you_mean,
+    full_matches,
+    init_jieba,
+    is_gibberish,
+    titles_with,
+)
 
 CASES = Path(__file__).parent / "suggest_cases.tsv"
 KINDS = ("complete", "didyoumean")
@@ -57,10 +66,10 @@ def load_suggest_cases(path: Path) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def run_suggest_cases(index_dir: Path, cases: Path = CASES) -> list[CaseResult]:
-    """Run every case of ``cases`` against the index in ``index_dir``."""
+def run_suggest_cases(index: Path | StoreSettings, cases: Path = CASES) -> list[CaseResult]:
+    """Run every case of ``cases`` against ``index`` (a Whoosh index directory, or any backend's settings)."""
     init_jieba()
-    searcher = Searcher(index_dir)
+    searcher = Searcher(index)
     try:
         suggester = Suggester.from_store(searcher.store)
 

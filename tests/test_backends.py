@@ -6,13 +6,15 @@ The Typesense cases start a 3-node cluster on loopback (``cluster`` marker,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-from indexer import Searcher, build_index, open_store, store_settings
+from indexer import Searcher, SuggesterCache, build_index, open_store, store_settings
+from indexer.backends.typesense import COLLECTION_ENV
 from service import create_app
 
 from .conftest import BACKENDS, DATA, MINI_CORPUS, backend_environment, load_golden
@@ -86,6 +88,52 @@ def test_matching_documents(searcher: Searcher, query: str, expected: set[str]) 
     assert page.total == len(expected)
 
 
+# Identifiers and versions match as units: whole, or their pieces side by side in any spelling
+# (22-04, x86 64), never pieces scattered through the text.
+IDENTIFIER_DOCS = [
+    ("jammy", "在 Ubuntu 22.04 上安装 Docker", "Ubuntu 22.04 LTS 的代号是 Jammy。"),
+    ("iso", "镜像文件", "下载 ubuntu-22.04-live-server-amd64.iso 后校验。"),
+    ("apart", "Ubuntu 20.04 的 22 个技巧", "第 04 号补丁的说明。"),
+    ("split", "Ubuntu 安装指南", "版本 22.04 的步骤。"),
+    ("x86", "x86_64 架构", "x86_64 是 64 位扩展。"),
+    ("x86-dash", "AMD64 的来历", "AMD 的 x86-64 指令集。"),
+    ("x86-space", "寄存器", "在 x86 64 位模式下。"),
+    ("coords", "坐标", "点 x 为 86，y 为 64。"),
+]
+SAME_IDENTIFIER_MATCHES = [
+    ("Ubuntu 22.04", {"jammy", "iso", "split"}),
+    ("22.04", {"jammy", "iso", "split"}),
+    ("x86_64", {"x86", "x86-dash", "x86-space"}),
+    ("x86-64", {"x86", "x86-dash", "x86-space"}),
+    ("amd64", {"iso", "x86-dash"}),
+    ("x86_64 OR 22.04", {"jammy", "iso", "split", "x86", "x86-dash", "x86-space"}),
+]
+
+
+@pytest.fixture(scope="module")
+def identifiers(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
+    """A searcher over IDENTIFIER_DOCS, in its own index (its own collection on Typesense)."""
+    work = tmp_path_factory.mktemp(f"identifiers-{backend}")
+    corpus = work / "identifiers.jsonl"
+    with open(corpus, "w", encoding="utf-8") as f:
+        for doc_id, title, body in IDENTIFIER_DOCS:
+            f.write(json.dumps({"id": doc_id, "title": title, "body": body}, ensure_ascii=False) + "\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(COLLECTION_ENV, "zhsearch_test_identifiers")
+        settings = store_settings(work / "index", backend)
+    assert build_index([corpus], settings).indexed == len(IDENTIFIER_DOCS)
+    s = Searcher(settings)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize(("query", "expected"), SAME_IDENTIFIER_MATCHES)
+def test_identifiers_match_as_units(identifiers: Searcher, query: str, expected: set[str]) -> None:
+    page = identifiers.search(query, size=20, mode="all")
+    assert {h.id for h in page.hits} == expected
+    assert page.total == len(expected)
+
+
 def test_or_query_pages_without_overlap(searcher: Searcher) -> None:
     first = searcher.search("大模型 OR 汽车 OR Python", page=1, size=2)
     second = searcher.search("大模型 OR 汽车 OR Python", page=2, size=2)
@@ -97,6 +145,13 @@ def test_or_query_pages_without_overlap(searcher: Searcher) -> None:
 def test_question_ranks_the_article_about_it_first(searcher: Searcher) -> None:
     page = searcher.search("为什么混合专家模型能让大模型更便宜地训练和推理")
     assert page.hits[0].id == "moe-intro"
+
+
+def test_suggestions_are_not_rebuilt_while_the_index_stays_the_same(searcher: Searcher) -> None:
+    cache = SuggesterCache(searcher.store, recheck_s=0)
+    first = cache.get()
+    searcher.search("大模型")
+    assert cache.get() is first
 
 
 def test_filters_facets_and_date_sort(searcher: Searcher) -> None:
@@ -123,6 +178,14 @@ def test_a_chosen_source_leaves_the_others_listed_with_their_counts(searcher: Se
     assert dict(two.facets["source"]) == sources
     # The tag counts are those of the chosen sources (AND across facets).
     assert sum(n for _, n in two.facets["tags"]) <= sum(n for _, n in everything.facets["tags"])
+
+
+@pytest.mark.parametrize("query", ["大模型 OR Python OR 汽车", "大模型", ""])
+def test_a_deep_page_reads_the_ranking_from_the_top(searcher: Searcher, query: str) -> None:
+    # Page 30 of 10 reads 310 hits from the top to fold near-duplicates: more than Typesense gives at once.
+    page = searcher.search(query, page=30, size=10, sources=[] if query else ["开源观察"])
+    assert page.total > 0 and page.hits == []
+    assert not page.partial
 
 
 def test_a_listing_by_source_alone_counts_every_source(searcher: Searcher) -> None:

@@ -4,6 +4,7 @@ a restarted node, and a cluster without a leader."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -17,9 +18,10 @@ import pytest
 from harness import zhsearch_server
 from typesense_cluster import TypesenseCluster
 
-from indexer import Article, build_index
+from indexer import Article, IndexerError, build_index
 from indexer.backends.typesense import API_KEY_ENV, COLLECTION_ENV, NODES_ENV, TypesenseSettings, TypesenseStore
 from indexer.backends.typesense.client import ClusterUnavailableError, TypesenseClient
+from indexer.backends.typesense.documents import FORMAT_VERSION, LAYOUT_VERSION
 from indexer.backends.typesense.store import REPLICATION_WAIT_S
 from indexer.query import parse_query
 from indexer.store import SearchRequest
@@ -94,6 +96,35 @@ def test_rebuild_switches_atomically_and_drops_the_old_collection(
     status, collections = built.client.json("GET", "/collections")
     names = {c["name"] for c in collections}
     assert names == {info.path.split(" -> ")[1].split(" ")[0], "zhsearch_test__meta"}
+    built.close()
+
+
+def test_a_collection_of_an_older_layout_is_refused_with_the_fix(
+    cluster: TypesenseCluster, built: TypesenseStore
+) -> None:
+    # A collection built before the joined identifier pieces (layout 4) would find 22 and 04 apart for 22.04.
+    target = built.info().path.split(" -> ")[1].split(" ")[0]
+    older = FORMAT_VERSION.replace(f"+ts{LAYOUT_VERSION}", f"+ts{LAYOUT_VERSION - 1}")
+    status, _ = built.client.json(
+        "PATCH", f"/collections/{COLLECTION}__meta/documents/{target}", payload={"format_version": older}
+    )
+    assert status < 300
+    messages: list[str] = []
+
+    def refused() -> bool:
+        # A store of its own, so no cached check hides the change; followers apply it a moment later.
+        fresh = store_for(cluster)
+        try:
+            fresh.search(SearchRequest(parse_query("大模型")))
+        except IndexerError as exc:
+            messages.append(str(exc))
+            return True
+        finally:
+            fresh.close()
+        return False
+
+    eventually(refused, "the older layout refused")
+    assert re.search(rf"uses format {re.escape(older)}.*zhsearch build", messages[0])
     built.close()
 
 

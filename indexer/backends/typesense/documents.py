@@ -10,7 +10,13 @@ user dictionary behave as on Whoosh. Each of title and body becomes:
   (sub-words such as 大模型 inside 文心大模型, whole identifiers and their
   parts) appended once each, so every analysed term is searchable by ``q``.
 - ``<field>_terms`` (``string[]``): the distinct index-time terms, used by
-  ``filter_by`` for exact boolean matching.
+  ``filter_by`` for exact boolean matching, and the *joined pieces*: every
+  run of 2 to ``JOINED_UP_TO`` letter or digit pieces that stand side by side
+  in the text, joined by ``_`` (``ubuntu 22.04`` gives ``ubuntu_22``,
+  ``22_04`` and ``ubuntu_22_04``). Whoosh finds an identifier also as the
+  phrase of its pieces (``22.04`` finds ``22-04`` and ``22 04``, never a 22
+  and an 04 apart); a filter on the joined pieces finds the same documents
+  (a longer identifier needs every overlapping run of ``JOINED_UP_TO``).
 
 Typesense keeps ``. - _ + #`` inside tokens (``symbols_to_index``) so that
 ``c++``, ``c#``, ``4.5`` and ``45`` stay distinct. The original title, body,
@@ -25,6 +31,7 @@ ignored) for date filters, which match the day as written, as on Whoosh.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +42,8 @@ from ...schema import SCHEMA_VERSION
 # Bump when the documents or the collection schema below change: a cluster
 # built by another layout must be rebuilt, like a Whoosh index of another format.
 # 2: date_local (date filters by the day as written; ``date`` is the instant).
-LAYOUT_VERSION = 3
+# 3: date_oldest. 4: the joined pieces in ``<field>_terms``.
+LAYOUT_VERSION = 4
 FORMAT_VERSION = f"{SCHEMA_VERSION}+ts{LAYOUT_VERSION}"
 
 MISSING_DATE = -(2**62)
@@ -45,6 +53,35 @@ EPOCH = datetime(1970, 1, 1)
 
 TEXT_FIELDS = ("title", "body")
 STORED_FIELDS = ("id", "title", "body", "url", "source", "tags", "date_iso", "origin", "content_hash")
+# What a search hit needs: the stored fields but those only sync reads (``manifest`` exports them).
+HIT_FIELDS = tuple(f for f in STORED_FIELDS if f not in ("origin", "content_hash"))
+
+
+# Runs of up to this many pieces side by side are indexed joined: identifiers of up to 3 pieces (22.04,
+# x86_64, gpt-4o) match exactly; 3 adds about 40% to the distinct terms of the first 800 shared articles (2: 21%).
+JOINED_UP_TO = 3
+JOINER = "_"
+# A piece of an identifier, as ``identifier_pieces`` gives them: letters only or digits only.
+_PIECE_RE = re.compile(r"[a-z]+|[0-9]+")
+
+
+def joined(pieces: list[str]) -> str:
+    """The term that stands for ``pieces`` side by side (``22``, ``04`` → ``22_04``)."""
+    return JOINER.join(pieces)
+
+
+def joined_runs(tokens: list[str]) -> list[str]:
+    """Every run of 2 to ``JOINED_UP_TO`` pieces that follow each other in ``tokens``, joined."""
+    out: list[str] = []
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if _PIECE_RE.fullmatch(token):
+            run.append(token)
+            continue
+        for n in range(2, JOINED_UP_TO + 1):
+            out.extend(joined(run[i : i + n]) for i in range(len(run) - n + 1))
+        run = []
+    return out
 
 
 def epoch(value: datetime) -> int:
@@ -75,7 +112,7 @@ def analyse_field(text: str) -> tuple[str, list[str]]:
     distinct = list(dict.fromkeys(t for terms in by_position.values() for t in terms))
     seen = set(main)
     extras = [t for t in distinct if t not in seen]
-    terms = list(dict.fromkeys([*distinct, *main]))
+    terms = list(dict.fromkeys([*distinct, *main, *joined_runs(main)]))
     return " ".join(main + extras), terms
 
 

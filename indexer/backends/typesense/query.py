@@ -8,30 +8,37 @@
   source/tag filters and date ranges all keep Whoosh's meaning. ``total`` and
   facet counts are therefore the same as on Whoosh except where noted below.
 - *In which order*: when every word must match, Typesense's own ranking of
-  ``q`` (every word, and the quoted phrases) over ``title_seq,body_seq``,
-  title weighted 2:1, no typos, no prefixes, no token dropping. When not
-  every word must match (``OR``, synonyms, questions, relaxed queries),
-  Typesense's token dropping would rank by the longest run of words from
-  the left, which orders questions almost at random; instead one
-  multi_search asks, per word, for its best ``CANDIDATES_PER_WORD``
-  documents within the filter, and zhsearch adds up the words' IDF (from
-  the per-word counts) weighted by Typesense's rank for each word, then
-  fetches the page's documents. Date order needs no ranking.
+  ``q`` (every word, and the quoted phrases and identifiers) over
+  ``title_seq,body_seq``, title weighted 2:1, no typos, no prefixes, no
+  token dropping, whose best 50 the store reorders by BM25 on their stored
+  text (``scoring``). When not every word must match (``OR``, synonyms,
+  questions, relaxed queries), Typesense's token dropping would rank by the
+  longest run of words from the left, which orders questions almost at
+  random; instead the store searches the query's units (``rank_units``, the
+  units Whoosh scores) one by one, adds up their IDF, and reorders the best
+  50 by BM25 on their stored text (``scoring``). Date order needs no ranking.
 
 Where Typesense cannot say exactly what Whoosh says:
 
 - Typesense's ranking has no IDF and no BM25 length normalisation; scores
-  are its ``text_match`` numbers (or zhsearch's IDF sums, above), comparable
-  only within one query. In the IDF merge a document that has only words too
-  common to be among any word's best candidates counts in ``total`` but is
-  not listed.
+  are its ``text_match`` numbers (or zhsearch's IDF sums and BM25, above),
+  comparable only within one query. In the IDF merge a document that has only
+  words too common to be among any word's best candidates counts in ``total``
+  but is not listed.
+- ``mode`` is ignored, and so is the filling of a short page: a keyword query lists its full
+  matches only (Whoosh continues a page of fewer than 10 with the closest);
+  a question lists every document with one of its words, ranked by score, as
+  Whoosh does for a question with fewer than 40 full matches. ``total_full``
+  is not counted.
 - A phrase is exact only where every word must match (it then goes into
   ``q``); under ``OR`` or ``NOT`` it becomes "all of its words" without
   adjacency. ``title:"…"`` checks adjacency in either field (the words are
   still required in the title). A phrase does not match through a sub-word
   (``"开源 大模型"`` does not find 开源文心大模型).
 - An identifier with pieces (``python3``) also matches documents that have
-  all its pieces (``python`` … ``3``), not only adjacent ones.
+  its pieces side by side (``python 3``), through the joined pieces the
+  documents hold; one of more than ``JOINED_UP_TO`` pieces needs each
+  overlapping run of them, which can (rarely) be found apart.
 - Minimum-should-match for long questions is a filter listing every
   combination of the required number of words; when that list would exceed
   ``MAX_COMBINATIONS``, fewer words are required (never more), so a long
@@ -56,9 +63,9 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from ...analysis import identifier_pieces
-from ...plan import plan_text
+from ...plan import plan_match, plan_text
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
-from .documents import DATE_FILTER_FIELD, MISSING_DATE, TEXT_FIELDS, epoch
+from .documents import DATE_FILTER_FIELD, JOINED_UP_TO, MISSING_DATE, TEXT_FIELDS, epoch, joined
 
 FILTER_FIELD = {"source": "source", "tags": "tags"}
 # Above this many "k of n words" combinations, a question requires fewer words.
@@ -158,12 +165,14 @@ def _term_in(fields: tuple[str, ...], term: str) -> Expr:
 
 
 def _term(fields: tuple[str, ...], term: str) -> Expr:
-    """A query term; an identifier (python3) also matches when all its pieces are in one field."""
+    """A query term; an identifier (x86_64) also matches its pieces side by side (x86 64), as on Whoosh."""
     pieces = identifier_pieces(term)
     plain = _term_in(fields, term)
     if not pieces:
         return plain
-    return _any([plain, *(_all(_term_in((f,), p) for p in pieces) for f in fields)])
+    # Its joined pieces, or every overlapping run of JOINED_UP_TO of them for a longer one (see documents).
+    runs = [joined(pieces[i : i + JOINED_UP_TO]) for i in range(max(1, len(pieces) - JOINED_UP_TO + 1))]
+    return _any([plain, *(_all(_term_in((f,), r) for r in runs) for f in fields)])
 
 
 def _at_least(k: int, items: list[Expr]) -> Expr:
@@ -254,6 +263,38 @@ def _all_required(node: Node | None) -> bool:
     return not positive_texts(node)
 
 
+def q_form(terms: tuple[str, ...]) -> str:
+    """Typesense ``q`` for terms that must stand side by side: one token, or a quoted phrase of the tokens.
+
+    An identifier is the phrase of its pieces (``x86_64`` → ``"x 86 64"``),
+    which the ``_seq`` fields hold side by side for the identifier as written
+    and for ``x86 64``, as Whoosh's phrase of its pieces finds both.
+    """
+    tokens = [t for term in terms for t in _q_tokens(term)]
+    return tokens[0] if len(tokens) == 1 else '"' + " ".join(tokens) + '"'
+
+
+@dataclass(frozen=True)
+class RankUnit:
+    """One thing a query asks for: the ways it may be written (terms side by side), as typed first."""
+
+    label: str
+    forms: tuple[tuple[str, ...], ...]
+    # Counts toward a full match (a question's lone characters only add to the score).
+    counts: bool = True
+
+
+def rank_units(node: Node | None, mode: str = "auto") -> tuple[tuple[RankUnit, ...], bool]:
+    """The units to rank by, those Whoosh scores (``indexer.plan.plan_match``), and whether it is a question.
+
+    A question's informative words, a name typed as single characters (one
+    phrase), a run typed without spaces (its pieces side by side), an
+    identifier (its pieces side by side), each with its other regional forms.
+    """
+    plan = plan_match(positive_texts(node), mode)
+    return tuple(RankUnit(u.label, u.forms, u.counts) for u in plan.units), plan.question
+
+
 def rank_query(node: Node | None) -> RankQuery:
     """The words to rank by, and whether Typesense must find all of them."""
     strict = _all_required(node)
@@ -270,5 +311,11 @@ def rank_query(node: Node | None) -> RankQuery:
             continue
         plan = plan_text(item.text, item.relaxed)
         chosen = plan.terms if len(plan.terms) == 1 else plan.content
-        words.extend(t for term in chosen for t in _q_tokens(term))
+        for term in chosen:
+            pieces = tuple(_q_tokens(term))
+            if strict and len(pieces) > 1:
+                # An identifier's pieces side by side, as the filter requires them.
+                phrases.append(pieces)
+            else:
+                words.extend(pieces)
     return RankQuery(tuple(dict.fromkeys(words)), tuple(dict.fromkeys(phrases)), strict)

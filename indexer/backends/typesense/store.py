@@ -17,23 +17,23 @@ number of web servers can share the cluster without sharing a disk, and
 
 The package's modules: ``client`` (HTTP, retries, node health),
 ``documents`` (articles as Typesense documents), ``query`` (the query tree
-as a filter and a ranking) and this one, the ``IndexStore``.
+as a filter and a ranking), ``scoring`` (BM25 on the best candidates' text)
+and this one, the ``IndexStore``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ...analysis import init_jieba
+from ...analysis import init_jieba, subwords
 from ...corpus import Article
 from ...errors import IndexerError, IndexMissingError, SchemaMismatchError
 from ...index_meta import MAX_FACET_VALUES, REBUILD_HINT, format_refusal, index_info, new_build_record, now, touched
@@ -52,8 +52,10 @@ from .client import (
     check,
     problem,
 )
-from .documents import FORMAT_VERSION, STORED_FIELDS, collection_schema, from_document, to_document
-from .query import FILTER_FIELD, Expr, RankQuery, compile_filter, rank_query, render_filter
+from .documents import FORMAT_VERSION, HIT_FIELDS, STORED_FIELDS, collection_schema, from_document, to_document
+from .query import FILTER_FIELD, Expr, compile_filter, q_form, rank_query, rank_units, render_filter
+from .scoring import OTHER_FORM_WEIGHT, SUBWORD_WEIGHT, TITLE_WEIGHT, ScoredUnit, text_scores
+from .scoring import idf as idf_of
 
 # Typesense sort orders by the API's sort; undated articles last in both date orders.
 _SORT_BY = {
@@ -66,9 +68,20 @@ DEFAULT_NODES = "http://127.0.0.1:8108"
 DEFAULT_COLLECTION = "zhsearch"
 
 IMPORT_BATCH = 200
-# When not every word must match: how many words, and how many documents per word, are ranked.
-MAX_RANK_WORDS = 16
-CANDIDATES_PER_WORD = 250
+# When not every word must match: how many units (and written forms of them) are ranked.
+MAX_RANK_UNITS = 16
+MAX_RANK_FORMS = 24
+# Each form's candidate list. Typesense 0.24 reads every returned hit's whole stored document, so a list
+# costs by its length: a form in at most FULL_LIST_UP_TO documents (one page) lists every one of them, a
+# commoner one only its best COMMON_LIST, which add little to the score (low IDF) and used to take most of
+# a question's time (250 for every word: about 240 ms on the server and 650-770 KB per question).
+FULL_LIST_UP_TO = 250
+# Typesense returns at most this many hits to one search; a longer list is read page by page.
+MAX_PER_PAGE = 250
+COMMON_LIST = 50
+# How many of the best candidates are reordered by BM25 on their stored text (the page's first 50,
+# which the proximity rerank of ``indexer.search`` reads too).
+RERANK_WINDOW = 50
 QUERY_BY = "title_seq,body_seq"
 QUERY_WEIGHTS = "2,1"
 READY_CACHE_S = 2.0
@@ -337,6 +350,22 @@ class TypesenseStore:
 
     def search(self, request: SearchRequest) -> RawPage:
         """Run a parsed query; return the requested page, facet counts, and whether time ran out."""
+        if request.size > MAX_PER_PAGE and request.page == 1:
+            # The searcher reads a long ranking from the top (folding near-duplicates before a deep
+            # page): the same ranking, MAX_PER_PAGE at a time.
+            first = self._search_page(replace(request, size=MAX_PER_PAGE))
+            hits, partial = list(first.hits), first.partial
+            for page in range(2, -(-request.size // MAX_PER_PAGE) + 1):
+                if len(hits) < (page - 1) * MAX_PER_PAGE or partial:
+                    break
+                more = self._search_page(replace(request, page=page, size=MAX_PER_PAGE, facets=()))
+                hits += more.hits
+                partial = partial or more.partial
+            return replace(first, hits=hits[: request.size], partial=partial)
+        return self._search_page(request)
+
+    def _search_page(self, request: SearchRequest) -> RawPage:
+        """One page of at most MAX_PER_PAGE hits."""
         init_jieba()
         self._require()
         # No query at all lists every document; a query that constrains nothing matches nothing.
@@ -349,8 +378,8 @@ class TypesenseStore:
         if facets:
             params.update(facet_by=",".join(facets), max_facet_values=MAX_FACET_VALUES)
         if (ranking.words or ranking.phrases) and not ranking.strict and request.sort == "relevance":
-            return self._search_some_words(request, params, ranking)
-        params.update(page=request.page, per_page=request.size, include_fields=",".join(STORED_FIELDS))
+            return self._search_some_words(request, params)
+        params.update(page=request.page, per_page=request.size, include_fields=",".join(HIT_FIELDS))
         if ranking.words or ranking.phrases:
             if ranking.strict:
                 # Every word must match: Typesense ranks them, phrases included.
@@ -363,74 +392,133 @@ class TypesenseStore:
             params["sort_by"] = _SORT_BY[request.sort]
         else:
             params.update(q="*", sort_by=_SORT_BY["oldest" if request.sort == "oldest" else "date"])
-        result = self._multi_search([params])[0]
-        hits = [RawHit(from_document(h["document"]), float(h.get("text_match") or 0)) for h in result.get("hits", [])]
+        start = (request.page - 1) * request.size
+        rerank = ranking.strict and bool(ranking.words or ranking.phrases) and request.sort == "relevance"
+        if not rerank or start >= RERANK_WINDOW:
+            result = self._multi_search([params])[0]
+            hits = [
+                RawHit(from_document(h["document"]), float(h.get("text_match") or 0)) for h in result.get("hits", [])
+            ]
+            return RawPage(
+                total=int(result.get("found", 0)),
+                hits=hits,
+                facets=_facets(result),
+                partial=bool(result.get("search_cutoff")),
+            )
+        # Typesense ranks every full match by where its words are, not by how often they occur: its best
+        # RERANK_WINDOW are reordered by BM25 on their text (see scoring), in the same request as the counts.
+        end = start + request.size
+        params.update(page=1, per_page=max(end, RERANK_WINDOW))
+        units, _ = rank_units(request.query)
+        forms = list(dict.fromkeys(q_form(f) for u in units[:MAX_RANK_UNITS] for f in u.forms))[:MAX_RANK_FORMS]
+        per_form = {k: v for k, v in params.items() if k not in ("facet_by", "max_facet_values", "sort_by")}
+        results = self._multi_search([params, *({**per_form, "q": f, "per_page": 0} for f in forms)])
+        result = results[0]
+        total = int(result.get("found", 0))
+        idf = {
+            f: idf_of(total, int(r.get("found", 0))) for f, r in zip(forms, results[1:], strict=True) if r.get("found")
+        }
+        docs = [from_document(h["document"]) for h in result.get("hits", [])]
+        scored = [ScoredUnit(u.forms, idf.get(q_form(u.forms[0]))) for u in units[:MAX_RANK_UNITS]]
+        # Keywords: the title counts as part of the text only, as in Whoosh's one content field.
+        text = text_scores(docs[:RERANK_WINDOW], scored, total, title_weight=0.0)
+        order = sorted(range(len(text)), key=lambda i: -text[i]) + list(range(len(text), len(docs)))
         return RawPage(
-            total=int(result.get("found", 0)),
-            hits=hits,
+            total=total,
+            hits=[RawHit(docs[i], text[i] if i < len(text) else 0.0) for i in order[start:end]],
             facets=_facets(result),
-            partial=bool(result.get("search_cutoff")),
+            partial=any(r.get("search_cutoff") for r in results),
         )
 
-    def _search_some_words(self, request: SearchRequest, params: dict[str, Any], ranking: RankQuery) -> RawPage:
-        """Rank documents that need not have every word: one search per word, merged with IDF weights.
+    def _search_some_words(self, request: SearchRequest, params: dict[str, Any]) -> RawPage:
+        """Rank documents that need not have every word: one list per unit, merged with IDF weights.
 
         Typesense's own token dropping ranks by the longest run of query words
-        from the left, which orders questions almost at random. Instead each
-        word's best ``CANDIDATES_PER_WORD`` documents (within the exact match
-        filter) are fetched in one multi_search, and a document scores the sum
-        of the IDF of the words it has, scaled by how well Typesense ranks it
-        for that word (title matches rank higher).
+        from the left, which orders questions almost at random. Instead the
+        query's units (``query.rank_units``: the words, runs, names and
+        identifiers Whoosh scores) are searched one by one within the exact
+        match filter: a counts-only multi_search gives the total and each
+        form's document count; one multi_search lists each form's candidates
+        (every document that has it, or the best ``COMMON_LIST`` of a common
+        one); a document scores, per unit, the IDF of its best form, scaled by
+        how well Typesense ranks it for that form (title matches rank higher);
+        a last request fetches the page.
         """
-        words = list(dict.fromkeys([*(t for p in ranking.phrases for t in p), *ranking.words]))[:MAX_RANK_WORDS]
-        count = {**params, "q": "*", "per_page": 0}
-        per_word = [
-            {
-                **{k: v for k, v in params.items() if k not in ("facet_by", "max_facet_values")},
-                "q": word,
-                "query_by": QUERY_BY,
-                "query_by_weights": QUERY_WEIGHTS,
-                "per_page": CANDIDATES_PER_WORD,
-                "include_fields": "id",
-                "sort_by": "_text_match:desc",
-            }
-            for word in words
-        ]
-        results = self._multi_search([count, *per_word])
-        total = int(results[0].get("found", 0))
-        scores: dict[str, float] = {}
-        for result in results[1:]:
-            df = int(result.get("found", 0))
+        # As the filter, which ignores ``mode`` (see query's docstring), so the ranked units are those it matches.
+        units, question = rank_units(request.query)
+        units = units[:MAX_RANK_UNITS]
+        forms = list(dict.fromkeys(q_form(f) for u in units for f in u.forms))[:MAX_RANK_FORMS]
+        # The words inside a long word (学术研究 → 学术, 研究) are counted, not listed: they only add to the score.
+        inner = [w for u in units for t in u.forms[0] for w in subwords(t)]
+        inner = [w for w in dict.fromkeys(inner) if w not in forms][:MAX_RANK_FORMS]
+        per_form = {k: v for k, v in params.items() if k not in ("facet_by", "max_facet_values")}
+        per_form.update(query_by=QUERY_BY, query_by_weights=QUERY_WEIGHTS, per_page=0, sort_by="_text_match:desc")
+        # Counting costs Typesense next to nothing; the hits it returns cost it by the document.
+        counted = forms + inner
+        counts = self._multi_search([{**params, "q": "*", "per_page": 0}, *({**per_form, "q": f} for f in counted)])
+        total = int(counts[0].get("found", 0))
+        found = {f: int(r.get("found", 0)) for f, r in zip(counted, counts[1:], strict=True)}
+        listed = [f for f in forms if found[f]]
+        searches = [{**per_form, "q": f, "include_fields": "id", "per_page": _list_length(found[f])} for f in listed]
+        lists = self._multi_search(searches) if searches else []
+        idf = {f: idf_of(total, n) for f, n in found.items() if n}
+        form_scores: dict[str, dict[str, float]] = {}
+        for form, result in zip(listed, lists, strict=True):
             hits = result.get("hits", [])
-            if not hits:
-                continue
-            idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
-            best = float(hits[0].get("text_match") or 1)
-            for hit in hits:
-                doc_id = str(hit["document"]["id"])
-                # Half for having the word, half for how Typesense ranks it (field weight, repetition).
-                quality = float(hit.get("text_match") or 0) / best if best else 0.0
-                scores[doc_id] = scores.get(doc_id, 0.0) + idf * (0.5 + 0.5 * quality)
+            best = float(hits[0].get("text_match") or 1) if hits else 1.0
+            # Half for having the form, half for how Typesense ranks it (field weight).
+            form_scores[form] = {
+                str(h["document"]["id"]): idf[form] * (0.5 + 0.5 * float(h.get("text_match") or 0) / best) for h in hits
+            }
+        scores: dict[str, float] = {}
+        scored_units: list[ScoredUnit] = []
+        for unit in units:
+            best_of: dict[str, float] = {}
+            for i, form in enumerate(q_form(f) for f in unit.forms):
+                weight = 1.0 if i == 0 else OTHER_FORM_WEIGHT
+                for doc_id, value in form_scores.get(form, {}).items():
+                    best_of[doc_id] = max(best_of.get(doc_id, 0.0), weight * value)
+            for doc_id, value in best_of.items():
+                scores[doc_id] = scores.get(doc_id, 0.0) + value
+            scored_units.append(ScoredUnit(unit.forms, idf.get(q_form(unit.forms[0]))))
+        scored_units += [ScoredUnit(((w,),), idf[w], SUBWORD_WEIGHT) for w in inner if w in idf]
         ranked = sorted(scores, key=lambda d: -scores[d])
         start = (request.page - 1) * request.size
-        page_ids = ranked[start : start + request.size]
-        docs: dict[str, Article] = {}
-        if page_ids:
-            fetch = {
-                "collection": self.alias,
-                "q": "*",
-                "filter_by": "id:[" + ",".join(f"`{d}`" for d in page_ids if "`" not in d) + "]",
-                "per_page": len(page_ids),
-                "include_fields": ",".join(STORED_FIELDS),
-            }
-            for hit in self._multi_search([fetch])[0].get("hits", []):
-                article = from_document(hit["document"])
-                docs[article.id] = article
-        hits = [RawHit(docs[d], scores[d]) for d in page_ids if d in docs]
-        # Documents that only have words too common to reach any word's candidate list are not ranked.
-        return RawPage(
-            total=total, hits=hits, facets=_facets(results[0]), partial=any(r.get("search_cutoff") for r in results)
+        end = start + request.size
+        # The best RERANK_WINDOW are reordered by BM25 on their text (see scoring); the rest follow.
+        window = min(RERANK_WINDOW, len(ranked)) if start < RERANK_WINDOW else 0
+        docs = self._fetch(ranked[:window] + ranked[max(start, window) : max(end, window)])
+        head = [d for d in ranked[:window] if d in docs]
+        text = dict(
+            zip(
+                head,
+                text_scores([docs[d] for d in head], scored_units, total, TITLE_WEIGHT if question else 0.0),
+                strict=True,
+            )
         )
+        head.sort(key=lambda d: -text[d])
+        order = head + ranked[window:]
+        hits = [RawHit(docs[d], text.get(d, scores[d])) for d in order[start:end] if d in docs]
+        # Documents that only have forms too common to reach any candidate list are counted but not ranked.
+        partial = any(r.get("search_cutoff") for r in [*counts, *lists])
+        return RawPage(total=total, hits=hits, facets=_facets(counts[0]), partial=partial)
+
+    def _fetch(self, ids: list[str]) -> dict[str, Article]:
+        """The stored articles with these ids, in one request."""
+        if not ids:
+            return {}
+        fetch = {
+            "collection": self.alias,
+            "q": "*",
+            "filter_by": "id:[" + ",".join(f"`{d}`" for d in ids if "`" not in d) + "]",
+            "per_page": len(ids),
+            "include_fields": ",".join(HIT_FIELDS),
+        }
+        docs: dict[str, Article] = {}
+        for hit in self._multi_search([fetch])[0].get("hits", []):
+            article = from_document(hit["document"])
+            docs[article.id] = article
+        return docs
 
     def get(self, doc_id: str) -> Article | None:
         """The stored document with this id, or None."""
@@ -510,6 +598,11 @@ class TypesenseStore:
     def close(self) -> None:
         """Close the connections to the cluster."""
         self.client.close()
+
+
+def _list_length(df: int) -> int:
+    """How many of a word's best documents to rank, given how many have it."""
+    return df if df <= FULL_LIST_UP_TO else COMMON_LIST
 
 
 def _quote(doc_id: str) -> str:
