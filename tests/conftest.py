@@ -122,16 +122,22 @@ DUPLICATES = [
 ]
 
 
+def index_records(folder: Path, records: list[dict[str, str]], name: str = "articles.jsonl") -> Path:
+    """Write ``records`` as a JSON Lines corpus in ``folder``, index all of it, and return the index directory."""
+    corpus = folder / name
+    with open(corpus, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out = folder / "index"
+    stats = build_index([corpus], out)
+    assert stats.indexed == len(records), stats.skipped
+    return out
+
+
 @pytest.fixture(scope="session")
 def duplicates_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An index where three articles are near-duplicates of one another (reprint, traditional script)."""
-    folder = tmp_path_factory.mktemp("duplicates")
-    with open(folder / "k8s.jsonl", "w", encoding="utf-8") as f:
-        for record in DUPLICATES:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    out = folder / "index"
-    assert build_index([folder / "k8s.jsonl"], out).indexed == len(DUPLICATES)
-    return out
+    return index_records(tmp_path_factory.mktemp("duplicates"), DUPLICATES, "k8s.jsonl")
 
 
 @pytest.fixture(scope="session")

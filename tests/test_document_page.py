@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
 
-from indexer import Searcher, build_index
+from indexer import Searcher
 from service import create_app
+
+from .conftest import index_records
 
 # A character outside the BMP before the match: one code point, two UTF-16 units.
 ASTRAL_BODY = "𠀀😀 开头两个字。\n\n第二段讲混合专家模型。\n同一段的第二行。"
@@ -39,14 +40,8 @@ RECORDS = [
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
-    folder = tmp_path_factory.mktemp("doc-page")
-    corpus = folder / "articles.jsonl"
-    with open(corpus, "w", encoding="utf-8") as f:
-        for record in RECORDS:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    stats = build_index([corpus], folder / "index")
-    assert stats.indexed == len(RECORDS), stats.skipped
-    return create_app({"TESTING": True, "INDEX_DIR": str(folder / "index")}).test_client()
+    index = index_records(tmp_path_factory.mktemp("doc-page"), RECORDS)
+    return create_app({"TESTING": True, "INDEX_DIR": str(index)}).test_client()
 
 
 def html_of(client: FlaskClient, url: str, status: int = 200) -> str:
