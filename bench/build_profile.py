@@ -198,6 +198,16 @@ def _field_timing(fieldwriter: Any, timer: Timer) -> None:
     fieldwriter.start_field, fieldwriter.finish_field = start_field, finish_field
 
 
+def _commit_toc(writer: Any, segments: list[Any], timer: Timer) -> None:
+    """The end of a commit, timed: close the new segment, write the table of contents, clean up."""
+    started = clock()
+    writer._close_segment()
+    segments.append(writer.get_segment())
+    writer._commit_toc(segments)
+    writer._finish()
+    timer.add("commit (TOC, clean-up)", "all", clock() - started)
+
+
 def commit_stock(writer: SegmentWriter, timer: Timer) -> None:
     """``SegmentWriter.commit`` taken apart into merge, sort, write postings and TOC."""
     t0 = clock()
@@ -216,12 +226,7 @@ def commit_stock(writer: SegmentWriter, timer: Timer) -> None:
     writer.fieldwriter.add_postings(writer.schema, pdr, postings)
     writer.fieldwriter.close()
     pdr.close()
-    t4 = clock()
-    writer._close_segment()
-    segments.append(writer.get_segment())
-    writer._commit_toc(segments)
-    writer._finish()
-    timer.add("commit (TOC, clean-up)", "all", clock() - t4)
+    _commit_toc(writer, segments, timer)
 
 
 def run_stock(ix: Any, docs: list[dict[str, Any]], timer: Timer) -> None:
@@ -300,12 +305,7 @@ def run_zhsearch(ix: Any, docs: list[dict[str, Any]], timer: Timer) -> None:
     t1 = clock()
     timer.add("merge segments", "all", t1 - t0)
     writer._flush_segment()
-    t2 = clock()
-    writer._close_segment()
-    segments.append(writer.get_segment())
-    writer._commit_toc(segments)
-    writer._finish()
-    timer.add("commit (TOC, clean-up)", "all", clock() - t2)
+    _commit_toc(writer, segments, timer)
     timer.wall["write"] = time.perf_counter() - started
 
 
