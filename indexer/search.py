@@ -362,8 +362,9 @@ class Searcher:
             for name in FACETS:
                 if chosen[name] and not _passed(deadline):
                     # A facet with a choice is counted without it, so the other values can be added (OR).
-                    others = {key: values for key, values in chosen.items() if key != name}
-                    without = add_filters(typed, others.get("source", ()), others.get("tags", ()), date_from, date_to)
+                    kept_sources = () if name == "source" else source_list
+                    kept_tags = () if name == "tags" else tag_list
+                    without = add_filters(typed, kept_sources, kept_tags, date_from, date_to)
                     counted = self.store.search(
                         replace(request, query=expand_synonyms(without, self.synonyms), page=1, size=1, facets=(name,))
                     )
