@@ -45,6 +45,11 @@ Where Typesense cannot say exactly what Whoosh says:
   question can match more documents than on Whoosh.
 - A source or tag value containing a backtick cannot be written in a
   Typesense filter and matches nothing.
+- Typesense 0.24 reads at most ``MAX_FILTER_TOKENS`` conditions, operators
+  and parentheses in a filter. Alternatives in one field share one condition
+  (``body_terms:=[`a`,`b`]``), so a question of any length fits; about 17
+  separate words or filters that must all match do not, and are refused with
+  a ``QueryError`` that says so.
 - ``size_bytes`` in ``info()`` is the memory the answering node's allocator
   holds (Typesense keeps everything in RAM on every node), not a disk size.
 - There is no writer lock: run one ``build``/``add``/``delete`` at a time.
@@ -63,6 +68,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from ...analysis import identifier_pieces
+from ...errors import QueryError
 from ...plan import plan_match, plan_text
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text, positive_texts
 from .documents import DATE_FILTER_FIELD, JOINED_UP_TO, MISSING_DATE, TEXT_FIELDS, epoch, joined
@@ -70,6 +76,9 @@ from .documents import DATE_FILTER_FIELD, JOINED_UP_TO, MISSING_DATE, TEXT_FIELD
 FILTER_FIELD = {"source": "source", "tags": "tags"}
 # Above this many "k of n words" combinations, a question requires fewer words.
 MAX_COMBINATIONS = 128
+# Typesense 0.24 answers "Filter expression is not valid." to a filter of more than 100 conditions,
+# operators and parentheses (measured: 50 conditions OR'd pass, 51 fail; 16 groups of two pass, 17 fail).
+MAX_FILTER_TOKENS = 100
 
 
 # -- filter expressions --------------------------------------------------------
@@ -96,6 +105,18 @@ class _Atom:
 
 
 @dataclass(frozen=True)
+class _OneOf:
+    """Alternatives in one field as one condition: ``body_terms:=[`a`,`b`]``."""
+
+    field: str
+    values: tuple[str, ...]
+
+    def render(self) -> str:
+        """The filter_by text."""
+        return f"{self.field}:=[{','.join(f'`{v}`' for v in self.values)}]"
+
+
+@dataclass(frozen=True)
 class _All:
     children: tuple[Expr, ...]
 
@@ -105,7 +126,7 @@ class _Any:
     children: tuple[Expr, ...]
 
 
-Expr = _Atom | _All | _Any | bool
+Expr = _Atom | _OneOf | _All | _Any | bool
 
 
 def _all(items: Iterable[Expr]) -> Expr:
@@ -140,22 +161,71 @@ def _negate(expr: Expr) -> Expr:
         return not expr
     if isinstance(expr, _Atom):
         return expr.negate()
+    if isinstance(expr, _OneOf):
+        return _all(_Atom(expr.field, "!=", v) for v in expr.values)
     if isinstance(expr, _All):
         return _any(_negate(c) for c in expr.children)
     return _all(_negate(c) for c in expr.children)
 
 
-def render_filter(expr: Expr) -> str:
-    """filter_by syntax; groups are parenthesised."""
+def _shared(expr: Expr) -> Expr:
+    """The same condition with each OR's equalities in one field joined into one ``_OneOf``."""
+    if not isinstance(expr, _All | _Any):
+        return expr
+    children = [_shared(c) for c in expr.children]
+    if isinstance(expr, _All):
+        return _All(tuple(children))
+    values: dict[str, list[str]] = {}
+    kept: list[Expr] = []
+    for child in children:
+        if isinstance(child, _Atom) and child.op == "=":
+            if child.field not in values:
+                values[child.field] = []
+                kept.append(_OneOf(child.field, ()))  # its place in the order; filled below
+            values[child.field].append(child.value)
+        else:
+            kept.append(child)
+    merged = [
+        (
+            _OneOf(c.field, tuple(values[c.field]))
+            if len(values[c.field]) > 1
+            else _Atom(c.field, "=", values[c.field][0])
+        )
+        if isinstance(c, _OneOf)
+        else c
+        for c in kept
+    ]
+    return merged[0] if len(merged) == 1 else _Any(tuple(merged))
+
+
+def _tokens(expr: Expr) -> int:
+    """What Typesense counts against ``MAX_FILTER_TOKENS``: conditions, operators and parentheses."""
+    if not isinstance(expr, _All | _Any):
+        return 1
+    return len(expr.children) - 1 + sum(_tokens(c) + (2 if isinstance(c, _All | _Any) else 0) for c in expr.children)
+
+
+def _render(expr: Expr) -> str:
     if isinstance(expr, bool):
         # Not reached for the top level (constants are folded before rendering).
         return "id:!=[]" if expr else "id:=[]"
-    if isinstance(expr, _Atom):
+    if isinstance(expr, _Atom | _OneOf):
         return expr.render()
     joiner = " && " if isinstance(expr, _All) else " || "
-    return joiner.join(
-        f"({render_filter(c)})" if isinstance(c, _All | _Any) else render_filter(c) for c in expr.children
-    )
+    return joiner.join(f"({_render(c)})" if isinstance(c, _All | _Any) else _render(c) for c in expr.children)
+
+
+def render_filter(expr: Expr) -> str:
+    """filter_by syntax; groups are parenthesised. Raises ``QueryError`` for one too long for Typesense."""
+    shared = _shared(expr)
+    if _tokens(shared) > MAX_FILTER_TOKENS:
+        raise QueryError(
+            "this query has too many separate words and filters for the Typesense backend: "
+            f"it allows at most {MAX_FILTER_TOKENS} conditions, operators and parentheses in one search "
+            f"and this one needs {_tokens(shared)}; search with fewer words, or join words that belong "
+            "together without a space"
+        )
+    return _render(shared)
 
 
 def _term_in(fields: tuple[str, ...], term: str) -> Expr:
