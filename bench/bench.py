@@ -2,9 +2,10 @@
 
 One run measures every system on the same data and queries and prints a
 Markdown report (also saved as bench/results/bench-<UTC date>.md): index
-build, query latency, HTTP throughput, start-up and memory, and a scale curve.
-The machine is shared and noisy, so the report leads with ratios measured side
-by side in the same run rather than absolute numbers.
+build, query latency, HTTP latency one request at a time and throughput under
+load, start-up and memory, and a scale curve. The machine is shared and noisy,
+so the report leads with ratios measured side by side in the same run rather
+than absolute numbers.
 
     make bench                      # full run, under 30 minutes on 2 cores
     make bench BENCH_ARGS=--quick   # small data, few queries: for developing the harness
@@ -36,10 +37,12 @@ from typing import Any
 
 from bench_http import (
     LoadResult,
+    SerialResult,
     TreeMemorySampler,
     have_wrk,
     memory_kb,
     run_python_load,
+    run_serial,
     run_wrk,
     wait_for_workers,
 )
@@ -303,11 +306,12 @@ def time_queries(
 
 @dataclass
 class HttpResult:
-    """Start-up times, per-process memory, and the load run."""
+    """Start-up times, per-process memory, one request at a time, and the load run."""
 
     startup_s: list[float] = field(default_factory=list)
     memory_idle: dict[str, dict[str, int]] = field(default_factory=dict)
     memory_loaded: dict[str, dict[str, int]] = field(default_factory=dict)
+    serial: SerialResult | None = None
     load: LoadResult | None = None
     error: str | None = None
 
@@ -322,11 +326,10 @@ def _process_memory(master: int) -> dict[str, dict[str, int]]:
 def run_http(
     index_dir: Path, queries: Sequence[tuple[str, str]], s: Settings, tmp: Path, env: dict[str, str]
 ) -> HttpResult:
-    """Start `zhsearch serve` a few times for start-up; load the last one over HTTP; always stop it."""
+    """Start `zhsearch serve` a few times for start-up; time and load the last one over HTTP; always stop it."""
     result = HttpResult()
+    # In the order of the in-process phase, for the requests sent one at a time.
     paths = [Zhsearch.search_path(q) for _kind, q in queries]
-    # A fixed shuffle, so consecutive requests mix cheap and expensive kinds.
-    random.Random(42).shuffle(paths)
     for run in range(s.startup_runs):
         port = free_port()
         cmd, health = Zhsearch.serve_command(index_dir, port, HTTP_WORKERS), Zhsearch.health_path()
@@ -341,10 +344,15 @@ def run_http(
 
 
 def _load_server(result: HttpResult, server: Server, paths: Sequence[str], s: Settings, tmp: Path) -> None:
-    """Measure the running server's memory idle, load it (wrk, else Python threads), measure it again."""
+    """Measure the running server's memory idle, time requests one at a time, load it, measure memory again."""
     time.sleep(1.0)
     port = server.port
     result.memory_idle = _process_memory(server.pid)
+    log(f"http: one request at a time, {len(paths)} queries, warm-up and {s.rounds} round(s)")
+    result.serial = run_serial(port, paths, s.rounds)
+    # A fixed shuffle for the load, so consecutive requests mix cheap and expensive kinds.
+    paths = list(paths)
+    random.Random(42).shuffle(paths)
     if have_wrk():
         run_wrk(port, paths, s.http_warmup_seconds, s.connections, 2, tmp)
         log(f"http: wrk, {s.connections} connections, {s.http_seconds} s")
@@ -647,12 +655,53 @@ def report_startup(results: dict[str, QueryResult], http: HttpResult | None) -> 
     return "\n".join(out)
 
 
-def report_http(http: HttpResult, serial: Latencies, queries: int) -> str:
-    """Load results and the web layer's cost against in-process serial throughput."""
-    if http.load is None:
+def report_http_serial(http: HttpResult, results: dict[str, QueryResult], queries: int) -> str:
+    """One request at a time over HTTP against the in-process search+highlight of zhsearch and the baseline."""
+    serial = http.serial
+    if serial is None:
         return f"**failed:** {http.error}" if http.error else "not run"
+    lat = serial.latencies
+    zh, base = results.get("zhsearch"), results.get(BASELINE)
+    rows = [["zhsearch `/api/search` over HTTP, one request at a time", *_pcts(lat)]]
+    if zh is not None and zh.error is None:
+        rows.append(["zhsearch in-process search+hl (`Searcher.search`)", *_pcts(zh.modes["highlight"])])
+    if base is not None and base.error is None:
+        base_hl = base.modes["highlight"]
+        rows.append(["baseline in-process search+hl (`search_and_highlight`)", *_pcts(base_hl)])
+        cells = [fmt_ratio(ratio(base_hl.pct(p), lat.pct(p))) for p in PERCENTILES]
+        rows.append(["**baseline in-process ÷ zhsearch HTTP**", *(f"**{c}**" for c in cells)])
+    connections = (
+        "the server kept the connection alive throughout"
+        if serial.connections == 1
+        else f"{serial.connections} connections were opened (the server closed some; connects are not timed)"
+    )
+    errors = (
+        f" {len(lat.errors)} queries answered non-2xx and are left out: "
+        + ", ".join(f"`{q}` ({e})" for q, e in lat.errors[:MAX_LISTED_ERRORS])
+        + "."
+        if lat.errors
+        else ""
+    )
+    return (
+        f"**One request at a time.** The same {queries} queries as the in-process phase, in the same order, sent to "
+        f"`/api/search?q=…&size=10` on one keep-alive `http.client` connection ({connections}; one gunicorn "
+        f"worker answers a connection): one pass to warm up, then {serial.rounds} timed round(s), "
+        f"{len(lat.ms):,} requests. Each time runs from sending the request to reading the whole body: gunicorn, "
+        "Flask, parsing, search, facet counts, highlighting and JSON (uncompressed: no `Accept-Encoding`; no "
+        "`If-None-Match`, so every request searches). The ratio compares it with the tutorial baseline's "
+        "in-process `search_and_highlight` (parse, search, Whoosh's highlighter on the body, top 10; no web "
+        "layer, since the baseline has no server) from the query phase above, same queries. "
+        f"Target: at least 6× at p50.{errors}\n\n" + md_table(["ms", *(f"p{p:.0f}" for p in PERCENTILES)], rows)
+    )
+
+
+def report_http(http: HttpResult, results: dict[str, QueryResult], queries: int) -> str:
+    """One request at a time, then load results and the web layer's cost against in-process serial throughput."""
+    serial_part = report_http_serial(http, results, queries) + "\n\n"
+    if http.load is None:
+        return serial_part + (f"**Load failed:** {http.error}" if http.error else "Load not run.")
     load = http.load
-    serial_qps = serial.serial_qps()
+    serial_qps = results["zhsearch"].modes["highlight"].serial_qps()
     rows = [
         ["load generator", load.tool],
         ["concurrent connections", str(load.connections)],
@@ -665,10 +714,10 @@ def report_http(http: HttpResult, serial: Latencies, queries: int) -> str:
         ["in-process serial QPS (1 thread, search+highlight, same queries)", fmt_num(serial_qps)],
         ["HTTP QPS ÷ serial QPS", fmt_ratio(ratio(load.qps, serial_qps))],
     ]
-    return (
-        f"`/api/search?q=…&size=10` on 127.0.0.1, `zhsearch serve --workers {HTTP_WORKERS}` (gunicorn, access log on), "
-        f"{queries} benchmark queries in a fixed shuffled rotation. The load generator shares the 2 cores with the "
-        "server. No baseline ratio here: the tutorial baseline has no web server.\n\n"
+    return serial_part + (
+        f"**Under load.** `/api/search?q=…&size=10` on 127.0.0.1, `zhsearch serve --workers {HTTP_WORKERS}` "
+        f"(gunicorn, access log on), {queries} benchmark queries in a fixed shuffled rotation. The load generator "
+        "shares the 2 cores with the server. No baseline ratio here: the tutorial baseline has no web server.\n\n"
         + md_table(["measure", "value"], rows)
     )
 
@@ -915,7 +964,7 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
         "",
         "## HTTP",
         "",
-        report_http(http, results["zhsearch"].modes["highlight"], len(queries)) if http else "not run",
+        report_http(http, results, len(queries)) if http else "not run",
         "",
         "## Start-up and memory",
         "",

@@ -1,4 +1,5 @@
-"""Fast checks of the benchmark's helpers (bench/bench_stats.py, bench/harness.py, the peers' query translation)."""
+"""Fast checks of the benchmark's helpers (bench/bench_stats.py, bench/harness.py, the peers' query translation,
+the serial HTTP client and bench.py's HTTP report)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_http import run_serial
 from bench_stats import (
     Latencies,
     evenly_spaced,
@@ -20,6 +22,8 @@ from bench_stats import (
 )
 from bench_systems import fts5_query, query_clauses, tantivy_query
 from harness import ServerError, free_ports, running_server
+
+import bench
 
 from .conftest import ROOT
 
@@ -115,3 +119,36 @@ def test_a_server_that_exits_is_an_error_with_its_log(tmp_path: Path) -> None:
     with pytest.raises(ServerError, match="(?s)status 3.*no index here"):
         with running_server(cmd, free_ports(1)[0], tmp_path / "server.log"):
             pass
+
+
+def test_run_serial_times_each_round_and_counts_errors_and_connections(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("hello", encoding="utf-8")
+    port = free_ports(1)[0]
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)]
+    with running_server(cmd, port, tmp_path / "server.log", health_path="/a.txt"):
+        result = run_serial(port, ["/a.txt", "/missing"], rounds=2)
+    # The warm-up pass is not timed; the 404 is an error once, not a latency.
+    assert len(result.latencies.ms) == 2 and all(ms > 0 for ms in result.latencies.ms)
+    assert result.latencies.errors == [("/missing", "HTTP 404")]
+    assert result.rounds == 2
+    # http.server answers HTTP/1.0 and closes: one connection per request, warm-up included.
+    assert result.connections == 6
+
+
+def _query_result(ms: float) -> bench.QueryResult:
+    q = bench.QueryResult("zhsearch")
+    for mode in ("search", "highlight"):
+        q.modes[mode] = Latencies(ms=[ms, 2 * ms])
+        q.by_kind[(mode, "question")] = Latencies(ms=[2 * ms])
+        q.by_kind[(mode, "word_zh")] = Latencies(ms=[ms])
+    return q
+
+
+def test_http_report_compares_one_request_at_a_time_with_the_baselines_in_process_latency() -> None:
+    from bench_http import SerialResult
+
+    results = {"zhsearch": _query_result(4.0), "naive": _query_result(20.0)}
+    http = bench.HttpResult(serial=SerialResult(Latencies(ms=[10.0, 10.0, 10.0]), rounds=1, connections=1))
+    text = bench.report_http(http, results, 3)
+    assert "| **baseline in-process ÷ zhsearch HTTP** | **3.00×** |" in text
+    assert "kept the connection alive throughout" in text and "Load not run." in text
