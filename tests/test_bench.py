@@ -1,5 +1,5 @@
 """Fast checks of the benchmark's helpers (bench/bench_stats.py, bench/harness.py, the peers' query translation,
-the serial HTTP client and bench.py's HTTP report)."""
+the serial HTTP client, bench.py's options and its scale report)."""
 
 from __future__ import annotations
 
@@ -135,6 +135,22 @@ def test_run_serial_times_each_round_and_counts_errors_and_connections(tmp_path:
     assert result.connections == 6
 
 
+def test_scale_options_and_presets() -> None:
+    full = bench.settings_for(bench.parse_args([]))
+    assert full.scale_sizes == [10_000, 100_000] and full.scale_rounds == 1
+    scale = bench.settings_for(bench.parse_args(["--scale"]))
+    assert scale.scale_sizes[-1] == 1_000_000 and scale.scale_rounds == 3
+    assert scale.scale_per_kind is None and scale.budget_min == 60.0
+    quick = bench.settings_for(
+        bench.parse_args(["--scale", "--sizes", "5000,2000", "--rounds", "1", "--budget-min", "5"])
+    )
+    assert quick.scale_sizes == [2000, 5000] and quick.scale_rounds == 1 and quick.rounds == 1
+    assert quick.budget_min == 5.0
+    for bad in (["--sizes", "0"], ["--sizes", "a,b"], ["--scale", "--peers"], ["--rounds", "0"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
+
+
 def _query_result(ms: float) -> bench.QueryResult:
     q = bench.QueryResult("zhsearch")
     for mode in ("search", "highlight"):
@@ -142,6 +158,24 @@ def _query_result(ms: float) -> bench.QueryResult:
         q.by_kind[(mode, "question")] = Latencies(ms=[2 * ms])
         q.by_kind[(mode, "word_zh")] = Latencies(ms=[ms])
     return q
+
+
+def test_scale_report_says_what_was_replicated_and_the_tail_by_kind() -> None:
+    build = bench.BuildResult("zhsearch", documents=5000, seconds=10.0, input_bytes=1_000_000, size_bytes=2_000_000)
+    scale = bench.ScaleResult(passages=3000, chinese=2000, queries=2, kinds={"word_zh": 1, "question": 1}, rounds=3)
+    scale.replicated = {5000: 2000}
+    scale.rows = [
+        bench.ScaleRow(5000, build=build, query=_query_result(10.0)),
+        bench.ScaleRow(20_000, skipped="skipped: past the budget"),
+        bench.ScaleRow(300_000, build=build, query=_query_result(100.0)),
+    ]
+    own = bench.report_scale(scale, None, own_run=True)
+    assert "5,000: **2,000** (40%)" in own and "`<id>~r<k>`" in own
+    assert "3 timed round(s)" in own and "skipped: past the budget" in own
+    assert "By kind of query at 300,000 documents" in own and "| question | 1 | 200 |" in own
+    assert "Target at 300,000: search+hl p99 ≤ 150 ms; measured 199 ms (not met)." in own
+    short = bench.report_scale(scale, None, own_run=False)
+    assert "make bench-scale" in short and "By kind" not in short
 
 
 def test_http_report_compares_one_request_at_a_time_with_the_baselines_in_process_latency() -> None:
