@@ -418,6 +418,10 @@ def _minutes() -> float:
     return (time.perf_counter() - _started) / 60
 
 
+def _fmt_min(minutes: float) -> str:
+    return fmt_num(minutes, 0 if minutes >= 10 else 1)
+
+
 def run_scale(
     data: Path, queries: Sequence[tuple[str, str]], s: Settings, backend: str, tmp: Path, env: dict[str, str]
 ) -> ScaleResult:
@@ -449,8 +453,8 @@ def run_scale(
             projected = spent * size / previous.build.documents * SCALE_SAFETY / 60
             if _minutes() + projected > s.budget_min:
                 row.skipped = (
-                    f"skipped: its build and queries would take about {projected:.0f} min at the rate of the "
-                    f"previous size, past the {s.budget_min:.0f}-minute budget (`--budget-min` sets it)"
+                    f"skipped: its build and queries would take about {_fmt_min(projected)} min at the rate of the "
+                    f"previous size, past the {_fmt_min(s.budget_min)}-minute budget (`--budget-min` sets it)"
                 )
                 log(f"scale: {row.skipped}")
                 files[size].unlink()
@@ -790,7 +794,11 @@ def report_scale(scale: ScaleResult, limit_docs: int | None, *, own_run: bool) -
         f"Queries: {scale.queries} of the benchmark queries"
         + f" ({', '.join(f'{k} {n}' for k, n in scale.kinds.items())})"
         + f", top {K}; one pass to warm up, then {scale.rounds} timed round(s) per mode at each size."
-        + (f" Budget: {scale.budget_min:.0f} minutes for the whole run." if not math.isnan(scale.budget_min) else "")
+        + (
+            f" Budget: {_fmt_min(scale.budget_min)} minutes for the whole run."
+            if not math.isnan(scale.budget_min)
+            else ""
+        )
     )
     out.append("")
     rows = []
