@@ -10,6 +10,7 @@ WORKERS ?= 2
 BACKEND ?= whoosh
 EVAL_ARGS ?=
 BENCH_ARGS ?=
+BENCH_SCALE_ARGS ?=
 PEERS ?=
 CORPUS_FILES := $(shell find $(CORPUS) -type f 2>/dev/null)
 INDEX_STAMP := $(INDEX_DIR)/CURRENT/zhsearch.json
@@ -76,13 +77,20 @@ eval: $(VENV)/.installed-test
 	$(BIN)/python bench/eval.py --backend $(BACKEND) $(EVAL_ARGS)
 
 # Side-by-side speed benchmark (zhsearch vs. the tutorial baseline; PEERS=1 adds tantivy and SQLite FTS5):
-# BENCH_ARGS='--builds-only' measures only the index builds, '--limit 1500' on the first 1,500 articles.
-# Markdown report on stdout and in bench/results/bench-<UTC date>.md. wrk drives the HTTP load from C so the
-# load generator takes little of the CPU; the apt lock timeout waits for other engineers' installs.
+# BENCH_ARGS='--builds-only' measures only the index builds, '--limit 1500' on the first 1,500 articles. Markdown
+# report on stdout and in bench/results/bench-<UTC date>.md; its scale curve stops at 100k (bench-scale goes to 1M).
+# wrk drives the HTTP load from C so the load generator takes little of the CPU; the apt lock timeout waits for other
+# engineers' installs.
 bench: $(VENV)/.installed
 	command -v wrk >/dev/null || { apt-get update && apt-get -o DPkg::Lock::Timeout=600 install -y wrk; }
 	$(if $(filter 1 yes true,$(PEERS)),$(BIN)/pip install --quiet 'tantivy>=0.22')
 	$(BIN)/python bench/bench.py --backend $(BACKEND) $(if $(filter 1 yes true,$(PEERS)),--peers) $(BENCH_ARGS)
+
+# zhsearch's scale curve alone, 10k to 1M paragraphs, every query × 3 rounds, in a 60-minute budget of its own; report
+# in bench/results/bench-scale-<UTC date>.md. BENCH_SCALE_ARGS='--sizes 2000,5000 --rounds 1' quick, '--budget-min 90'.
+.PHONY: bench-scale
+bench-scale: $(VENV)/.installed
+	$(BIN)/python bench/bench.py --scale --backend $(BACKEND) $(BENCH_SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) instance build *.egg-info

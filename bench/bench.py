@@ -2,18 +2,26 @@
 
 One run measures every system on the same data and queries and prints a
 Markdown report (also saved as bench/results/bench-<UTC date>.md): index
-build, query latency, HTTP throughput, start-up and memory, and a scale curve.
-The machine is shared and noisy, so the report leads with ratios measured side
-by side in the same run rather than absolute numbers.
+build, query latency, HTTP latency one request at a time and throughput under
+load, start-up and memory, and a short scale curve. The machine is shared and
+noisy, so the report leads with ratios measured side by side in the same run
+rather than absolute numbers.
+
+With --scale it runs the scale curve alone, zhsearch only, to 1,000,000
+paragraph documents with its own time budget, and saves
+bench/results/bench-scale-<UTC date>.md.
 
     make bench                      # full run, under 30 minutes on 2 cores
     make bench BENCH_ARGS=--quick   # small data, few queries: for developing the harness
     make bench PEERS=1              # also tantivy and SQLite FTS5 as references
+    make bench-scale                # 10k to 1M paragraphs, every query × 3 rounds, 60-minute budget
+    make bench-scale BENCH_SCALE_ARGS='--sizes 2000,5000 --rounds 1'   # a quick try
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -36,10 +44,12 @@ from typing import Any
 
 from bench_http import (
     LoadResult,
+    SerialResult,
     TreeMemorySampler,
     have_wrk,
     memory_kb,
     run_python_load,
+    run_serial,
     run_wrk,
     wait_for_workers,
 )
@@ -71,6 +81,8 @@ K = 10
 HTTP_WORKERS = 2
 MAX_LISTED_ERRORS = 30
 SCALE_SAFETY = 1.3
+# Issue 18's targets for the tail of search+highlight, in ms, by number of paragraph documents.
+SCALE_P99_TARGET_MS = {300_000: 150.0, 1_000_000: 400.0}
 LABELS = {
     "zhsearch": "zhsearch",
     "naive": "naive baseline",
@@ -97,7 +109,9 @@ class Settings:
     connections: int
     startup_runs: int
     scale_sizes: list[int]
-    scale_per_kind: int
+    # Queries of each kind in the scale curve; None: every query of the file.
+    scale_per_kind: int | None
+    scale_rounds: int
     limit_docs: int | None
     budget_min: float
 
@@ -109,8 +123,10 @@ FULL = Settings(
     http_warmup_seconds=3,
     connections=32,
     startup_runs=3,
-    scale_sizes=[10_000, 100_000, 300_000],
+    # A short curve, for the trend in the same run as the ratios; `make bench-scale` (SCALE below) goes to 1M.
+    scale_sizes=[10_000, 100_000],
     scale_per_kind=8,
+    scale_rounds=1,
     limit_docs=None,
     budget_min=28.0,
 )
@@ -123,8 +139,17 @@ QUICK = Settings(
     startup_runs=1,
     scale_sizes=[1_000, 3_000],
     scale_per_kind=2,
+    scale_rounds=1,
     limit_docs=300,
     budget_min=10.0,
+)
+# --scale (`make bench-scale`): the scale curve alone, every query, 3 rounds, with its own budget.
+SCALE = dataclasses.replace(
+    FULL,
+    scale_sizes=[10_000, 100_000, 300_000, 1_000_000],
+    scale_per_kind=None,
+    scale_rounds=3,
+    budget_min=60.0,
 )
 
 
@@ -303,11 +328,12 @@ def time_queries(
 
 @dataclass
 class HttpResult:
-    """Start-up times, per-process memory, and the load run."""
+    """Start-up times, per-process memory, one request at a time, and the load run."""
 
     startup_s: list[float] = field(default_factory=list)
     memory_idle: dict[str, dict[str, int]] = field(default_factory=dict)
     memory_loaded: dict[str, dict[str, int]] = field(default_factory=dict)
+    serial: SerialResult | None = None
     load: LoadResult | None = None
     error: str | None = None
 
@@ -322,11 +348,10 @@ def _process_memory(master: int) -> dict[str, dict[str, int]]:
 def run_http(
     index_dir: Path, queries: Sequence[tuple[str, str]], s: Settings, tmp: Path, env: dict[str, str]
 ) -> HttpResult:
-    """Start `zhsearch serve` a few times for start-up; load the last one over HTTP; always stop it."""
+    """Start `zhsearch serve` a few times for start-up; time and load the last one over HTTP; always stop it."""
     result = HttpResult()
+    # In the order of the in-process phase, for the requests sent one at a time.
     paths = [Zhsearch.search_path(q) for _kind, q in queries]
-    # A fixed shuffle, so consecutive requests mix cheap and expensive kinds.
-    random.Random(42).shuffle(paths)
     for run in range(s.startup_runs):
         port = free_port()
         cmd, health = Zhsearch.serve_command(index_dir, port, HTTP_WORKERS), Zhsearch.health_path()
@@ -341,10 +366,15 @@ def run_http(
 
 
 def _load_server(result: HttpResult, server: Server, paths: Sequence[str], s: Settings, tmp: Path) -> None:
-    """Measure the running server's memory idle, load it (wrk, else Python threads), measure it again."""
+    """Measure the running server's memory idle, time requests one at a time, load it, measure memory again."""
     time.sleep(1.0)
     port = server.port
     result.memory_idle = _process_memory(server.pid)
+    log(f"http: one request at a time, {len(paths)} queries, warm-up and {s.rounds} round(s)")
+    result.serial = run_serial(port, paths, s.rounds)
+    # A fixed shuffle for the load, so consecutive requests mix cheap and expensive kinds.
+    paths = list(paths)
+    random.Random(42).shuffle(paths)
     if have_wrk():
         run_wrk(port, paths, s.http_warmup_seconds, s.connections, 2, tmp)
         log(f"http: wrk, {s.connections} connections, {s.http_seconds} s")
@@ -363,6 +393,8 @@ class ScaleRow:
     size: int
     build: BuildResult | None = None
     query: QueryResult | None = None
+    # Wall time of the query phase (start-up, warm-up and every round), for the budget's projection.
+    query_s: float = 0.0
     skipped: str | None = None
 
 
@@ -375,11 +407,19 @@ class ScaleResult:
     rows: list[ScaleRow] = field(default_factory=list)
     replicated: dict[int, int] = field(default_factory=dict)
     queries: int = 0
+    # How many of the queries are of each kind, in file order.
+    kinds: dict[str, int] = field(default_factory=dict)
+    rounds: int = 1
+    budget_min: float = math.nan
     error: str | None = None
 
 
 def _minutes() -> float:
     return (time.perf_counter() - _started) / 60
+
+
+def _fmt_min(minutes: float) -> str:
+    return fmt_num(minutes, 0 if minutes >= 10 else 1)
 
 
 def run_scale(
@@ -388,7 +428,9 @@ def run_scale(
     """zhsearch only: build and query indexes of paragraph documents at each size."""
     from naive_baseline import read_jsonl
 
-    result = ScaleResult(queries=len(queries))
+    result = ScaleResult(queries=len(queries), rounds=s.scale_rounds, budget_min=s.budget_min)
+    for kind, _q in queries:
+        result.kinds[kind] = result.kinds.get(kind, 0) + 1
     passages = list(paragraph_docs(read_jsonl(data)))
     result.passages = len(passages)
     result.chinese = sum(1 for p in passages if has_chinese(p["body"]))
@@ -400,30 +442,34 @@ def run_scale(
         files[size] = tmp / f"scale-{size}.jsonl"
         write_jsonl(docs, files[size])
     del passages
-    previous: BuildResult | None = None
+    previous: ScaleRow | None = None
     for size in s.scale_sizes:
         index_dir = tmp / f"scale-{size}-index"
         row = ScaleRow(size)
         result.rows.append(row)
-        if previous is not None and previous.error is None:
+        if previous is not None and previous.build is not None and previous.build.error is None:
             # Builds grow a little faster than linearly; 1.3 keeps the projection on the safe side.
-            projected = previous.seconds * size / previous.documents * SCALE_SAFETY / 60
+            spent = previous.build.seconds + previous.query_s
+            projected = spent * size / previous.build.documents * SCALE_SAFETY / 60
             if _minutes() + projected > s.budget_min:
                 row.skipped = (
-                    f"skipped: its build would take about {projected:.0f} min at the rate of the previous size, "
-                    f"past the {s.budget_min:.0f}-minute budget (the machine is shared and was busy)"
+                    f"skipped: its build and queries would take about {_fmt_min(projected)} min at the rate of the "
+                    f"previous size, past the {_fmt_min(s.budget_min)}-minute budget (`--budget-min` sets it)"
                 )
                 log(f"scale: {row.skipped}")
                 files[size].unlink()
                 continue
         log(f"scale: building {size:,} documents")
-        row.build = previous = run_build("zhsearch", files[size], index_dir, backend, tmp / "build.log", env)
+        row.build = run_build("zhsearch", files[size], index_dir, backend, tmp / "build.log", env)
+        previous = row
         if row.build.error is None:
             log(f"scale: querying {size:,} documents")
             row.query = QueryResult("zhsearch")
+            started = time.perf_counter()
             with workers(["zhsearch"], {"zhsearch": index_dir}, backend, tmp / "query.log", env) as pool:
                 row.query.ready_s = pool[0].ready_s
-                time_queries(pool, queries, 1, {"zhsearch": row.query})
+                time_queries(pool, queries, s.scale_rounds, {"zhsearch": row.query})
+            row.query_s = time.perf_counter() - started
         shutil.rmtree(index_dir, ignore_errors=True)
         files[size].unlink()
     return result
@@ -647,12 +693,53 @@ def report_startup(results: dict[str, QueryResult], http: HttpResult | None) -> 
     return "\n".join(out)
 
 
-def report_http(http: HttpResult, serial: Latencies, queries: int) -> str:
-    """Load results and the web layer's cost against in-process serial throughput."""
-    if http.load is None:
+def report_http_serial(http: HttpResult, results: dict[str, QueryResult], queries: int) -> str:
+    """One request at a time over HTTP against the in-process search+highlight of zhsearch and the baseline."""
+    serial = http.serial
+    if serial is None:
         return f"**failed:** {http.error}" if http.error else "not run"
+    lat = serial.latencies
+    zh, base = results.get("zhsearch"), results.get(BASELINE)
+    rows = [["zhsearch `/api/search` over HTTP, one request at a time", *_pcts(lat)]]
+    if zh is not None and zh.error is None:
+        rows.append(["zhsearch in-process search+hl (`Searcher.search`)", *_pcts(zh.modes["highlight"])])
+    if base is not None and base.error is None:
+        base_hl = base.modes["highlight"]
+        rows.append(["baseline in-process search+hl (`search_and_highlight`)", *_pcts(base_hl)])
+        cells = [fmt_ratio(ratio(base_hl.pct(p), lat.pct(p))) for p in PERCENTILES]
+        rows.append(["**baseline in-process ÷ zhsearch HTTP**", *(f"**{c}**" for c in cells)])
+    connections = (
+        "the server kept the connection alive throughout"
+        if serial.connections == 1
+        else f"{serial.connections} connections were opened (the server closed some; connects are not timed)"
+    )
+    errors = (
+        f" {len(lat.errors)} queries answered non-2xx and are left out: "
+        + ", ".join(f"`{q}` ({e})" for q, e in lat.errors[:MAX_LISTED_ERRORS])
+        + "."
+        if lat.errors
+        else ""
+    )
+    return (
+        f"**One request at a time.** The same {queries} queries as the in-process phase, in the same order, sent to "
+        f"`/api/search?q=…&size=10` on one keep-alive `http.client` connection ({connections}; one gunicorn "
+        f"worker answers a connection): one pass to warm up, then {serial.rounds} timed round(s), "
+        f"{len(lat.ms):,} requests. Each time runs from sending the request to reading the whole body: gunicorn, "
+        "Flask, parsing, search, facet counts, highlighting and JSON (uncompressed: no `Accept-Encoding`; no "
+        "`If-None-Match`, so every request searches). The ratio compares it with the tutorial baseline's "
+        "in-process `search_and_highlight` (parse, search, Whoosh's highlighter on the body, top 10; no web "
+        "layer, since the baseline has no server) from the query phase above, same queries. "
+        f"Target: at least 6× at p50.{errors}\n\n" + md_table(["ms", *(f"p{p:.0f}" for p in PERCENTILES)], rows)
+    )
+
+
+def report_http(http: HttpResult, results: dict[str, QueryResult], queries: int) -> str:
+    """One request at a time, then load results and the web layer's cost against in-process serial throughput."""
+    serial_part = report_http_serial(http, results, queries) + "\n\n"
+    if http.load is None:
+        return serial_part + (f"**Load failed:** {http.error}" if http.error else "Load not run.")
     load = http.load
-    serial_qps = serial.serial_qps()
+    serial_qps = results["zhsearch"].modes["highlight"].serial_qps()
     rows = [
         ["load generator", load.tool],
         ["concurrent connections", str(load.connections)],
@@ -665,32 +752,54 @@ def report_http(http: HttpResult, serial: Latencies, queries: int) -> str:
         ["in-process serial QPS (1 thread, search+highlight, same queries)", fmt_num(serial_qps)],
         ["HTTP QPS ÷ serial QPS", fmt_ratio(ratio(load.qps, serial_qps))],
     ]
-    return (
-        f"`/api/search?q=…&size=10` on 127.0.0.1, `zhsearch serve --workers {HTTP_WORKERS}` (gunicorn, access log on), "
-        f"{queries} benchmark queries in a fixed shuffled rotation. The load generator shares the 2 cores with the "
-        "server. No baseline ratio here: the tutorial baseline has no web server.\n\n"
+    return serial_part + (
+        f"**Under load.** `/api/search?q=…&size=10` on 127.0.0.1, `zhsearch serve --workers {HTTP_WORKERS}` "
+        f"(gunicorn, access log on), {queries} benchmark queries in a fixed shuffled rotation. The load generator "
+        "shares the 2 cores with the server. No baseline ratio here: the tutorial baseline has no web server.\n\n"
         + md_table(["measure", "value"], rows)
     )
 
 
-def report_scale(scale: ScaleResult, sizes: Sequence[int], limit_docs: int | None) -> str:
-    """The scale curve table and how its documents were made."""
+def report_scale(scale: ScaleResult, limit_docs: int | None, *, own_run: bool) -> str:
+    """The scale curve table, how its documents were made, and (in its own run) the tail by kind at the top size."""
     if scale.error:
         return f"**failed:** {scale.error}"
+    if own_run:
+        scope = "zhsearch only; the side-by-side ratios against the tutorial baseline are `make bench`'s."
+    else:
+        scope = (
+            "zhsearch only, a short curve for the trend beside the ratios above. The full curve, to "
+            f"{SCALE.scale_sizes[-1]:,} paragraphs with every benchmark query × {SCALE.scale_rounds} rounds and its "
+            "own time budget, is `make bench-scale`: its report is `bench/results/bench-scale-<UTC date>.md`."
+        )
     out = [
-        "zhsearch only: building and querying the baseline at these sizes too would push `make bench` past its "
-        "30-minute budget. Documents are **paragraphs**, not articles: one per body line of at least 20 characters "
+        f"{scope} Documents are **paragraphs**, not articles: one per body line of at least 20 characters "
         "with a letter in it (so code lines from listings count), id `<article id>#<n>`, title = the article's "
         f"title, other fields copied. The data has **{scale.passages:,}** such paragraphs "
         f"({scale.chinese:,} of them contain Chinese)"
         + (f" in the first {limit_docs} articles" if limit_docs else "")
-        + "; each size takes paragraphs spread evenly over all of them."
+        + "; a size below that takes paragraphs spread evenly over all of them."
     ]
-    for size, copies in scale.replicated.items():
+    if scale.replicated:
+        counts = "; ".join(f"{size:,}: **{n:,}** ({n / size:.0%})" for size, n in scale.replicated.items())
         out.append(
-            f"At {size:,} there are too few paragraphs: {copies:,} documents are copies with new ids (`…~r<k>`)."
+            f"\nAbove {scale.passages:,} documents there are too few paragraphs: such a size takes all of them, then "
+            f"**replicated copies** with new ids. Copies by size: {counts}. A copy repeats a paragraph, from the "
+            "first on, with id `<id>~r<k>` for its k-th copy and the same title, text and fields. *search+hl* "
+            "(`Searcher.search`, as `/api/search`) folds a copy into its original as a near-duplicate, so it reads "
+            "more hits to fill a page of 10 distinct results; *search* (the raw page) does not fold."
         )
-    out.append(f"Queries: {scale.queries} of the benchmark queries (spread over every kind), 1 timed round.")
+    out.append("")
+    out.append(
+        f"Queries: {scale.queries} of the benchmark queries"
+        + f" ({', '.join(f'{k} {n}' for k, n in scale.kinds.items())})"
+        + f", top {K}; one pass to warm up, then {scale.rounds} timed round(s) per mode at each size."
+        + (
+            f" Budget: {_fmt_min(scale.budget_min)} minutes for the whole run."
+            if not math.isnan(scale.budget_min)
+            else ""
+        )
+    )
     out.append("")
     rows = []
     for row in scale.rows:
@@ -703,10 +812,45 @@ def report_scale(scale: ScaleResult, sizes: Sequence[int], limit_docs: int | Non
         search = q.modes["search"] if q else Latencies()
         hl = q.modes["highlight"] if q else Latencies()
         latency = [fmt_ms(search.pct(50)), fmt_ms(search.pct(99)), fmt_ms(hl.pct(50)), fmt_ms(hl.pct(99))]
-        rows.append(_build_cells(b)[:1] + _build_cells(b)[1:] + latency)
+        rows.append(_build_cells(b) + latency)
     head = BUILD_HEAD + ["search p50 ms", "search p99 ms", "search+hl p50 ms", "search+hl p99 ms"]
     out.append(md_table(head, rows))
+    raised = [
+        f"{row.size:,}: {len(row.query.modes['search'].errors) + len(row.query.modes['highlight'].errors)}"
+        for row in scale.rows
+        if row.query and (row.query.modes["search"].errors or row.query.modes["highlight"].errors)
+    ]
+    out.append("")
+    out.append(
+        f"Queries that raised (not in the latencies), by size: {'; '.join(raised)}." if raised else "No query raised."
+    )
+    for row in scale.rows:
+        if row.size in SCALE_P99_TARGET_MS and row.query is not None:
+            p99, target = row.query.modes["highlight"].pct(99), SCALE_P99_TARGET_MS[row.size]
+            verdict = "met" if p99 <= target else "not met"
+            out.append(
+                f"\nTarget at {row.size:,}: search+hl p99 ≤ {target:.0f} ms; measured {fmt_ms(p99)} ms ({verdict})."
+            )
+    if own_run:
+        out.append("")
+        out.append(report_scale_kinds(scale))
     return "\n".join(out)
+
+
+def report_scale_kinds(scale: ScaleResult) -> str:
+    """Latency by kind of query at the largest size that was measured: where the tail comes from."""
+    measured = [row for row in scale.rows if row.query is not None and row.query.error is None]
+    if not measured:
+        return "No size was queried, so no latency by kind."
+    top = measured[-1]
+    assert top.query is not None
+    rows = []
+    for kind, n in scale.kinds.items():
+        search = top.query.by_kind.get(("search", kind), Latencies())
+        hl = top.query.by_kind.get(("highlight", kind), Latencies())
+        rows.append([kind, n, fmt_ms(search.pct(50)), fmt_ms(search.pct(99)), fmt_ms(hl.pct(50)), fmt_ms(hl.pct(99))])
+    head = ["kind", "queries", "search p50 ms", "search p99 ms", "search+hl p50 ms", "search+hl p99 ms"]
+    return f"By kind of query at {top.size:,} documents (all rounds pooled):\n\n" + md_table(head, rows)
 
 
 # --- main -----------------------------------------------------------------------------------------------------
@@ -780,7 +924,45 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--builds-only", action="store_true", help="only the index builds, side by side (no queries, HTTP or scale)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="only the scale curve (`make bench-scale`): 10k to 1M paragraphs, every query, 3 rounds, "
+        "its own budget and report bench-scale-<date>.md",
+    )
+    parser.add_argument("--sizes", type=_sizes, metavar="N,N,…", help="scale curve sizes in documents, e.g. 2000,5000")
+    parser.add_argument("--rounds", type=int, metavar="N", help="timed rounds per mode in every query phase")
+    parser.add_argument(
+        "--budget-min", type=float, metavar="MIN", help="the scale curve's budget for the whole run, in minutes"
+    )
+    args = parser.parse_args(argv)
+    if args.scale and (args.builds_only or args.peers):
+        parser.error("--scale measures zhsearch alone: no --builds-only or --peers")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 2000,5000, not {text!r}") from None
+    if not sizes or any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 2000,5000, not {text!r}")
+    return sorted(set(sizes))
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The preset for --quick, --scale or a full run, with --sizes, --rounds and --budget-min applied."""
+    s = QUICK if args.quick else SCALE if args.scale else FULL
+    if args.sizes:
+        s = dataclasses.replace(s, scale_sizes=list(args.sizes))
+    if args.rounds:
+        s = dataclasses.replace(s, rounds=args.rounds, scale_rounds=args.rounds)
+    if args.budget_min is not None:
+        s = dataclasses.replace(s, budget_min=args.budget_min)
+    return s
 
 
 def _report_head(
@@ -796,29 +978,11 @@ def _report_head(
     queries: Sequence[tuple[str, str]],
 ) -> list[str]:
     """The title, the run's conditions (date, machine, load, code, data, queries) and the build table's heading."""
-    total_min = (time.perf_counter() - _started) / 60
     kinds = ", ".join(f"{k} {sum(1 for kk, _ in queries if kk == k)}" for k in dict.fromkeys(k for k, _ in queries))
     return [
         f"# zhsearch benchmark, {date:%Y-%m-%d %H:%M} UTC" + (" (quick run)" if args.quick else ""),
         "",
-        f"- **Date:** {date:%Y-%m-%d %H:%M:%S} UTC; `make bench` took **{total_min:.1f} min**",
-        *_machine(),
-        f"- **Load average** (1/5/15 min) at start {' / '.join(f'{x:.2f}' for x in load_start)}, at end "
-        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}: other engineers share these cores, so absolute "
-        "numbers are noisy; ratios compare systems measured side by side in this run.",
-        f"- **zhsearch** {Zhsearch.version()}, commit {commit}: every phase ran a copy of "
-        f"{' and '.join(f'`{p}/`' for p in Zhsearch.PACKAGES)} taken at the start (content hash {code_hash}); "
-        f"backend `{args.backend}`. "
-        f"**Baseline:** the tutorial jieba `ChineseAnalyzer` + Whoosh recipe in `bench/naive_baseline.py`"
-        + (
-            ". **Peers** (references, jieba search-mode text joined by spaces): tantivy, SQLite FTS5"
-            if args.peers
-            else ""
-        )
-        + ".",
-        f"- **Data:** `{args.data}` ({_mb(args.data.stat().st_size)} MB)"
-        + (f", first {n_docs:,} articles ({_mb(data.stat().st_size)} MB)" if limit else f", {n_docs:,} articles")
-        + "; the scale curve uses paragraphs as documents.",
+        *_conditions(args, False, date, load_start, commit, code_hash, data, n_docs, limit),
         *(
             []
             if args.builds_only
@@ -839,6 +1003,60 @@ def _report_head(
     ]
 
 
+def _conditions(
+    args: argparse.Namespace,
+    scale_only: bool,
+    date: datetime,
+    load_start: tuple[float, float, float],
+    commit: str,
+    code_hash: str,
+    data: Path,
+    n_docs: int,
+    limit: int | None,
+) -> list[str]:
+    """The run's date and length, machine, load at start and end, code and data, as a Markdown list."""
+    total_min = (time.perf_counter() - _started) / 60
+    target = "make bench-scale" if scale_only else "make bench"
+    return [
+        f"- **Date:** {date:%Y-%m-%d %H:%M:%S} UTC; `{target}` took **{total_min:.1f} min**",
+        *_machine(),
+        f"- **Load average** (1/5/15 min) at start {' / '.join(f'{x:.2f}' for x in load_start)}, at end "
+        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}: other engineers share these cores, so absolute "
+        "numbers are noisy" + ("." if scale_only else "; ratios compare systems measured side by side in this run."),
+        f"- **zhsearch** {Zhsearch.version()}, commit {commit}: every phase ran a copy of "
+        f"{' and '.join(f'`{p}/`' for p in Zhsearch.PACKAGES)} taken at the start (content hash {code_hash}); "
+        f"backend `{args.backend}`."
+        + (
+            ""
+            if scale_only
+            else " **Baseline:** the tutorial jieba `ChineseAnalyzer` + Whoosh recipe in `bench/naive_baseline.py`"
+            + (
+                ". **Peers** (references, jieba search-mode text joined by spaces): tantivy, SQLite FTS5"
+                if args.peers
+                else ""
+            )
+            + "."
+        ),
+        f"- **Data:** `{args.data}` ({_mb(args.data.stat().st_size)} MB)"
+        + (f", first {n_docs:,} articles ({_mb(data.stat().st_size)} MB)" if limit else f", {n_docs:,} articles")
+        + (
+            ", split into paragraphs as documents (see below)."
+            if scale_only
+            else "; the scale curve uses paragraphs as documents."
+        ),
+    ]
+
+
+def _scale_phase(
+    data: Path, queries: Sequence[tuple[str, str]], s: Settings, backend: str, tmp: Path, env: dict[str, str]
+) -> ScaleResult:
+    """run_scale, with a failure reported rather than raised."""
+    try:
+        return run_scale(data, queries, s, backend, tmp, env)
+    except Exception:
+        return ScaleResult(error=_phase_error("scale"))
+
+
 def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
     """Every phase, then the report."""
     date = datetime.now(UTC)
@@ -852,8 +1070,24 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
     env, code_hash = snapshot_code(tmp)
     all_queries = load_queries(args.queries)
     queries = stratified(all_queries, s.per_kind) if s.per_kind else all_queries
+    scale_queries = stratified(all_queries, s.scale_per_kind) if s.scale_per_kind else all_queries
     systems = ["zhsearch", BASELINE] + (list(PEERS) if args.peers else [])
     n_docs = _count_docs(data)
+    if args.scale:
+        log(f"scale only: {n_docs:,} articles, {len(scale_queries)} queries, sizes {s.scale_sizes}; work dir {tmp}")
+        curve = _scale_phase(data, scale_queries, s, args.backend, tmp, env)
+        return "\n".join(
+            [
+                f"# zhsearch scale benchmark, {date:%Y-%m-%d %H:%M} UTC" + (" (quick run)" if args.quick else ""),
+                "",
+                *_conditions(args, True, date, load_start, commit, code_hash, data, n_docs, limit),
+                "",
+                "## Scale (zhsearch only)",
+                "",
+                report_scale(curve, limit, own_run=True),
+                "",
+            ]
+        )
     log(f"{n_docs:,} articles, {len(queries)} queries, systems: {', '.join(systems)}; work dir {tmp}")
 
     builds: dict[str, BuildResult] = {}
@@ -893,13 +1127,7 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
     for name in systems:
         shutil.rmtree(index_dirs[name], ignore_errors=True)
 
-    scale: ScaleResult | None = None
-    if not args.skip_scale:
-        scale_queries = stratified(all_queries, s.scale_per_kind)
-        try:
-            scale = run_scale(data, scale_queries, s, args.backend, tmp, env)
-        except Exception:
-            scale = ScaleResult(error=_phase_error("scale"))
+    scale = None if args.skip_scale else _scale_phase(data, scale_queries, s, args.backend, tmp, env)
 
     lines = [
         *_report_head(args, s, date, load_start, commit, code_hash, data, n_docs, limit, queries),
@@ -915,7 +1143,7 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
         "",
         "## HTTP",
         "",
-        report_http(http, results["zhsearch"].modes["highlight"], len(queries)) if http else "not run",
+        report_http(http, results, len(queries)) if http else "not run",
         "",
         "## Start-up and memory",
         "",
@@ -923,7 +1151,7 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
         "",
         "## Scale (zhsearch only)",
         "",
-        report_scale(scale, s.scale_sizes, s.limit_docs) if scale else "not run",
+        report_scale(scale, limit, own_run=False) if scale else "not run (`--skip-scale`)",
         "",
     ]
     return "\n".join(lines)
@@ -932,7 +1160,7 @@ def run(args: argparse.Namespace, s: Settings, tmp: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the report and save it under bench/results/."""
     args = parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    settings = settings_for(args)
     tmp = Path(tempfile.mkdtemp(prefix="zhsearch-bench-"))
     try:
         report = run(args, settings, tmp)
@@ -943,7 +1171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     args.results.mkdir(parents=True, exist_ok=True)
     kind = ("-quick" if args.quick else "") + ("-builds" if args.builds_only else "")
-    name = f"bench-{datetime.now(UTC):%Y-%m-%d}{kind}.md"
+    name = f"bench{'-scale' if args.scale else ''}-{datetime.now(UTC):%Y-%m-%d}{kind}.md"
     path = args.results / name
     path.write_text(report, encoding="utf-8")
     print(report)

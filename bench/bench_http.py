@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_stats import percentile
+from bench_stats import Latencies, percentile
 from harness import HOST
 
 # wrk's Lua: each thread walks the query paths from its own offset, and done() prints one JSON line.
@@ -183,6 +183,49 @@ def run_python_load(port: int, paths: Sequence[str], seconds: int, connections: 
         non_2xx=counts["non_2xx"],
         socket_errors=counts["socket"],
     )
+
+
+@dataclass
+class SerialResult:
+    """One request at a time over one client connection: per-request latencies and how often it reconnected."""
+
+    latencies: Latencies
+    rounds: int
+    connections: int
+
+
+def run_serial(port: int, paths: Sequence[str], rounds: int, timeout: float = 60.0) -> SerialResult:
+    """A pass over ``paths`` to warm up, then ``rounds`` timed passes, each request waiting for the one before.
+
+    One ``http.client`` connection with keep-alive; each latency runs from sending the request to reading the
+    whole body. A non-2xx answer is an error (not a latency), once per path. ``connections`` counts the
+    connections opened, warm-up included: 1 when the server kept the connection alive throughout.
+    """
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    lat = Latencies()
+    connections = 0
+    failed: set[str] = set()
+    try:
+        for r in range(rounds + 1):
+            for path in paths:
+                if conn.sock is None:
+                    # http.client would reconnect by itself; connect here so the connect is counted, not timed.
+                    conn.connect()
+                    connections += 1
+                started = time.perf_counter()
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                ms = (time.perf_counter() - started) * 1000
+                if not 200 <= resp.status < 300:
+                    if path not in failed:
+                        failed.add(path)
+                        lat.errors.append((path, f"HTTP {resp.status}"))
+                elif r > 0:
+                    lat.ms.append(ms)
+    finally:
+        conn.close()
+    return SerialResult(lat, rounds, connections)
 
 
 def descendants(pid: int) -> list[int]:
