@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from whoosh import scoring, sorting
-from whoosh.collectors import FacetCollector, UnlimitedCollector
+from whoosh.collectors import FacetCollector, TopCollector, UnlimitedCollector
 from whoosh.searching import Searcher as WhooshSearcher
 
 from indexer import Searcher, build_index
@@ -22,7 +22,7 @@ from indexer.plan import FILL_BELOW
 from indexer.query import parse_query
 from indexer.store import FACETS, SearchRequest
 
-from .random_docs import write_random_docs
+from .random_docs import SOURCES, TAGS, write_random_docs
 
 QUERIES = ["研究", "语言 经济", "技术 -安全", "学术研究对地区经济发展的影响是什么", '"开源 社区" OR 标准']
 
@@ -93,3 +93,30 @@ def test_pages_follow_one_ranking(searcher: Searcher, q: str) -> None:
     paged = [h.id for n in range(1, 9) for h in searcher.search(q, page=n, size=10).hits]
     assert len(whole) > 10
     assert paged == whole[: len(paged)] and len(paged) == min(80, len(whole))
+
+
+# A question, keywords, and keywords narrowed by filters and exclusions: the store ranks these from the
+# units' finished scores without Whoosh's collector (``WhooshStore._search_units``).
+ORDERED = [
+    "学术研究对地区经济发展的影响是什么",
+    "研究",
+    "技术 -安全",
+    f"语言 source:{SOURCES[0]}",
+    f"经济 tag:{TAGS[0]} -研究",
+]
+
+
+@pytest.mark.parametrize("q", ORDERED)
+def test_pages_rank_as_whoosh_collects(searcher: Searcher, q: str) -> None:
+    store = searcher.store
+    page = store.search(SearchRequest(query=parse_query(q), page=1, size=400))
+    ours = store._get_searcher()  # type: ignore[attr-defined]
+    collector = TopCollector(limit=400, usequality=False, replace=0)
+    ours.search_with_collector(compile_request_query(parse_query(q), fill_below=FILL_BELOW), collector)
+    # Whoosh's AND NOT over the units lets an excluded document through now and then (经济 tag:经济
+    # -研究 keeps d5, which has 研究): the excluded word's documents are taken out of its list here.
+    excluded = {h.doc.id for h in store.search(SearchRequest(query=parse_query("研究"), page=1, size=400)).hits}
+    expected = [hit["id"] for hit in collector.results() if "-研究" not in q or hit["id"] not in excluded]
+    assert [hit.doc.id for hit in page.hits] == expected and expected
+    assert page.total == len(expected)
+    assert page.total_full is not None and page.total_full <= page.total

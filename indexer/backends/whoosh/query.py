@@ -595,3 +595,97 @@ def _with(units: MatchUnits, others: Any | None) -> Any:
     if isinstance(others, wq.AndNot):
         return wq.AndNot(AllOf([units, others.a]), others.b)
     return AllOf([units, others])
+
+
+def units_and_filters(q: Any, schema: Any) -> tuple[MatchUnits, list[Any], list[Any]] | None:
+    """Split a compiled query into its units, the filters it must pass and the queries it must not match.
+
+    None when anything else adds to the score (an OR of words beside the
+    units, say): only then must Whoosh's matchers run the whole query.
+    Filters (a source, a tag, a date range) add a constant to the score in
+    Whoosh, which orders nothing; they are left out of the score here.
+    """
+    if isinstance(q, MatchUnits):
+        return (q, [], []) if q.boost == 1.0 else None
+    if isinstance(q, wq.AndNot):
+        split = units_and_filters(q.a, schema)
+        return (split[0], split[1], [*split[2], q.b]) if split is not None else None
+    if isinstance(q, AllOf):
+        units = [c for c in q.subqueries if isinstance(c, MatchUnits)]
+        others = [c for c in q.subqueries if not isinstance(c, MatchUnits)]
+        if len(units) == 1 and units[0].boost == 1.0 and q.boost == 1.0 and all(_is_filter(c, schema) for c in others):
+            return units[0], others, []
+    return None
+
+
+def _is_filter(q: Any, schema: Any) -> bool:
+    if q is wq.NullQuery or isinstance(q, wq.NumericRange):
+        return True
+    if isinstance(q, wq.Term):
+        return q.fieldname in schema and not schema[q.fieldname].scorable
+    if isinstance(q, wq.And | wq.Or):
+        return all(_is_filter(c, schema) for c in q.subqueries)
+    return False
+
+
+def matching_docs(q: Any, searcher: Any) -> set[int]:
+    """Every top-level docnum that ``q`` matches: terms read a postings block at a time, the rest by Whoosh.
+
+    A date range is an OR of hundreds of terms, which Whoosh's union
+    matchers walk one posting and several method calls at a time.
+    """
+    if q is wq.NullQuery:
+        return set()
+    if isinstance(q, MatchUnits):
+        return set(q.matches(searcher)[0])
+    if isinstance(q, wq.NumericRange):
+        return matching_docs(q.simplify(searcher.reader()), searcher)
+    if isinstance(q, wq.ConstantScoreQuery):
+        return matching_docs(q.child, searcher)
+    if isinstance(q, wq.Or):
+        found: set[int] = set()
+        for child in q.subqueries:
+            found |= matching_docs(child, searcher)
+        return found
+    if isinstance(q, wq.And) and q.subqueries:
+        first, *rest = (matching_docs(child, searcher) for child in q.subqueries)
+        return first.intersection(*rest)
+    if isinstance(q, wq.MultiTerm):
+        reader = searcher.reader()
+        terms: set[int] = set()
+        for text in q._btexts(reader):
+            terms |= _term_docs(wq.Term(q.fieldname, text), searcher)
+        return terms
+    if isinstance(q, wq.Term) and not isinstance(q.text, str):
+        return _term_docs(q, searcher)
+    if isinstance(q, wq.Term):
+        try:
+            text = searcher.schema[q.fieldname].to_bytes(q.text)
+        except (KeyError, ValueError):
+            return set()
+        return _term_docs(wq.Term(q.fieldname, text), searcher)
+    # Segment by segment: a query's matchers are made for one segment's searcher.
+    return set(searcher.docs_for_query(q))
+
+
+def _term_docs(q: Any, searcher: Any) -> set[int]:
+    found: set[int] = set()
+    for leaf, offset in searcher.leaf_searchers():
+        reader = leaf.reader()
+        if (q.fieldname, q.text) not in reader:
+            continue
+        postings = reader.postings(q.fieldname, q.text)
+        deleted = reader.deleted_docs_set
+        if deleted:
+            postings = postings.child
+        local: set[int] = set()
+        if hasattr(postings, "_read_ids"):
+            while postings.is_active():
+                postings._read_ids()
+                local.update(postings._ids)
+                postings._next_block()
+        else:
+            local.update(postings.all_ids())
+        local -= deleted or set()
+        found.update(map(offset.__add__, local) if offset else local)
+    return found

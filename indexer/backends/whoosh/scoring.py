@@ -9,6 +9,7 @@ once per open searcher. Scores are identical to ``whoosh.scoring.BM25F``.
 
 from __future__ import annotations
 
+import bisect
 from array import array
 from typing import TYPE_CHECKING, Any
 
@@ -100,9 +101,14 @@ def _is_plain_term(q: Any) -> bool:
 
 
 def add_term_scores(
-    scores: dict[int, float], q: Any, searcher: Any, weighting: CachedBM25F, clock: Clock | None = None
+    scores: dict[int, float],
+    q: Any,
+    searcher: Any,
+    weighting: CachedBM25F,
+    clock: Clock | None = None,
+    only: set[int] | None = None,
 ) -> bool:
-    """Add ``q``'s scores per document to ``scores``; False when the postings are not Whoosh 3 blocks."""
+    """Add ``q``'s scores per document (of ``only``, when given) to ``scores``; False when not Whoosh 3 blocks."""
     if q.fieldname not in searcher.schema:
         return True  # matches nothing, as in Whoosh
     field = searcher.schema[q.fieldname]
@@ -126,13 +132,24 @@ def add_term_scores(
     boost = q.boost
     get = scores.get
     # Whoosh 3's block reader, a block at a time (zhsearch pins the version).
+    # With ``only``, a block whose documents all come before the next wanted one is skipped unread: the
+    # block header holds its last docnum, and reading a block unpickles its positions too.
+    wanted = sorted(only) if only is not None else None
+    at = 0
     while postings.is_active():
         if clock is not None:
             clock.check()
+        if wanted is not None:
+            if at == len(wanted):
+                break
+            if wanted[at] > postings._maxid:
+                postings._next_block()
+                continue
+            at = bisect.bisect_right(wanted, postings._maxid, at)
         postings._read_ids()
         postings._read_weights()
         for docnum, weight in zip(postings._ids, postings._weights, strict=True):
-            if deleted and docnum in deleted:
+            if (deleted and docnum in deleted) or (only is not None and docnum not in only):
                 continue
             norm = norms[docnum]
             if norm < 0:

@@ -26,6 +26,8 @@ search, on the first call to ``matcher``, for all segments.
 
 from __future__ import annotations
 
+import bisect
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +83,12 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         self.boost = boost
         # Set by the first call to matcher: per segment reader, the documents and their scores.
         self._leaves: dict[int, tuple[list[int], list[float]]] | None = None
-        self._masks: dict[int, int] = {}
+        # Per segment, in docnum order: its offset and each unit's scores (which units a document has).
+        self._unit_leaves: list[tuple[int, list[dict[int, float]]]] = []
+        # Per segment, in docnum order: its offset, the documents kept and their collected scores.
+        self._ranked: list[tuple[int, list[int], list[float]]] = []
+        # Per segment: its offset and how many counted units each document has.
+        self._counts: list[tuple[int, Counter[int]]] = []
         self.total_full = 0
 
     def __repr__(self) -> str:
@@ -128,7 +135,13 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
 
         A question's full match may lack some of its words: it has enough of them.
         """
-        mask = self._masks.get(docnum, 0)
+        mask = 0
+        at = bisect.bisect_right([offset for offset, _ in self._unit_leaves], docnum) - 1
+        if at >= 0:
+            offset, unit_scores = self._unit_leaves[at]
+            for i, scores in enumerate(unit_scores):
+                if docnum - offset in scores:
+                    mask |= 1 << i
         counted_units = [u for u, c in zip(self.units, self._counted, strict=True) if c]
         lacking = tuple(u.label for i, u in enumerate(self.units) if self._counted[i] and not mask >> i & 1)
         counted = len(counted_units)
@@ -152,34 +165,42 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
 
     def _prepare(self, top: Any, context: Any) -> None:
         weighting = context.weighting if context is not None else top.weighting
-        required = 0
-        for i, unit in enumerate(self.units):
-            if unit.required:
-                required |= 1 << i
+        required = [i for i, unit in enumerate(self.units) if unit.required]
         leaf_scores = [
             (leaf, offset, [_unit_scores(unit, leaf, context, weighting) for unit in self.units])
             for leaf, offset in top.leaf_searchers()
         ]
         self._choose_counted(top, [sum(len(s[i]) for _, _, s in leaf_scores) for i in range(len(self.units))])
-        found: list[tuple[Any, int, dict[int, float], dict[int, int], dict[int, int]]] = []
+        min_match = self.min_match
+        found: list[tuple[Any, int, dict[int, float], Counter[int]]] = []
         total_full = 0
         for leaf, offset, unit_scores in leaf_scores:
+            # Set and Counter operations run in C; a question of common words has a score per document
+            # for hundreds of thousands of documents.
             score: dict[int, float] = {}
-            count: dict[int, int] = {}
-            mask: dict[int, int] = {}
-            for i, scores in enumerate(unit_scores):
-                bit, counts = 1 << i, self._counted[i]
+            for scores in unit_scores:
+                if not score:
+                    score = dict(scores)  # 0.0 + x is x: the sums are the same to the last bit
+                    continue
+                get = score.get
                 for docnum, value in scores.items():
-                    score[docnum] = score.get(docnum, 0.0) + value
-                    mask[docnum] = mask.get(docnum, 0) | bit
-                    if counts:
-                        count[docnum] = count.get(docnum, 0) + 1
+                    score[docnum] = get(docnum, 0.0) + value
+            count: Counter[int] = Counter()
+            for counts, scores in zip(self._counted, unit_scores, strict=True):
+                if counts:
+                    count.update(scores.keys())
             if required:
-                for docnum in [d for d, m in mask.items() if m & required != required]:
-                    del score[docnum], mask[docnum]
+                allowed = set(unit_scores[required[0]]).intersection(*(unit_scores[i].keys() for i in required[1:]))
+                for docnum in score.keys() - allowed:
+                    del score[docnum]
                     count.pop(docnum, None)
-            total_full += sum(1 for d in score if count.get(d, 0) >= self.min_match)
-            found.append((leaf, offset, score, count, mask))
+            if min_match <= 0:
+                total_full += len(score)
+            else:
+                total_full += sum(1 for c in count.values() if c >= min_match)
+            found.append((leaf, offset, score, count))
+            self._unit_leaves.append((offset, unit_scores))
+            self._counts.append((offset, count))
         self.total_full = total_full
         fill_below = (
             max(self.fill_below, QUESTION_FILL_BELOW) if self.fill_below and not self.tiered else self.fill_below
@@ -187,36 +208,60 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         short = fill_below > 0 and total_full < fill_below
         fill = short
         # Whether the page is filled with documents that are not full matches (only then are scores tiered).
-        fill = fill and any(0 < count.get(d, 0) < self.min_match for _, _, score, count, _ in found for d in score)
-        leaves: dict[int, tuple[list[int], list[float]]] = {}
+        fill = fill and any(0 < c < min_match for _, _, _, count in found for c in count.values())
         # A question's page is filled with every document its words score in, down to a shared
         # character bigram (a name the segmenter cut differently), ranked after the full matches.
         loose = short and not self.tiered and not required
         fill = fill or (loose and bool(self.extras))
-        for leaf, offset, score, count, mask in found:
-            kept_set = {d for d in score if count.get(d, 0) >= self.min_match or (fill and count.get(d, 0) > 0)}
+        leaves: dict[int, tuple[list[int], list[float]]] = {}
+        for leaf, offset, score, count in found:
+            if min_match <= 0:
+                kept_set = set(score)
+            elif fill:
+                kept_set = set(count)
+            else:
+                kept_set = {d for d, c in count.items() if c >= min_match}
             if self.extras and (kept_set or loose):
                 bonus: dict[int, float] = {}
+                # Only the documents kept need the extras' scores, unless every document they score in is.
+                only = None if loose else kept_set
                 for q in self.extras:
-                    _add_scores(bonus, q, leaf, context, weighting)
+                    _add_scores(bonus, q, leaf, context, weighting, only)
                 if loose:
                     for d in bonus:
                         if d not in score:
-                            score[d], mask[d] = 0.0, 0
+                            score[d] = 0.0
                     kept_set.update(bonus)
-                for d in kept_set:
-                    score[d] += bonus.get(d, 0.0)
+                for d, value in bonus.items():
+                    score[d] += value
             kept = sorted(kept_set)
-            weights = []
-            for d in kept:
+            if fill and self.tiered:
                 # Without filling, every document kept is a full match: the scores stay plain BM25. A
                 # question's page ranks by score alone: its full matches are a count, not a tier (on the
                 # question benchmarks, tiers put articles with more words above the one that answers).
-                tier = count.get(d, 0) if fill and self.tiered else 0
-                weights.append(tier * TIER + score[d])
-                self._masks[offset + d] = mask[d]
+                weights = [count.get(d, 0) * TIER + score[d] for d in kept]
+            else:
+                weights = [score[d] for d in kept]
             leaves[id(leaf.reader())] = (kept, weights)
+            self._ranked.append((offset, kept, weights))
         self._leaves = leaves
+
+    def matches(self, top: Any) -> tuple[list[int], list[float]]:
+        """Every matching top-level docnum, ascending, and its collected score (tier included)."""
+        if self._leaves is None:
+            self._prepare(top, None)
+        docnums: list[int] = []
+        scores: list[float] = []
+        for offset, kept, weights in self._ranked:
+            docnums.extend([offset + d for d in kept] if offset else kept)
+            scores.extend(weights)
+        return docnums, scores
+
+    def full_matches(self) -> set[int]:
+        """The top-level docnums of the full matches (enough counted units), once prepared."""
+        if self.min_match <= 0:
+            return {offset + d for offset, kept, _ in self._ranked for d in kept}
+        return {offset + d for offset, count in self._counts for d, c in count.items() if c >= self.min_match}
 
 
 def _unit_scores(unit: UnitQuery, searcher: Any, context: Any, weighting: Any) -> dict[int, float]:
@@ -237,15 +282,18 @@ def _unit_scores(unit: UnitQuery, searcher: Any, context: Any, weighting: Any) -
     return best
 
 
-def _add_scores(scores: dict[int, float], q: Any, searcher: Any, context: Any, weighting: Any) -> None:
-    """Add ``q``'s score in each matching document of this segment to ``scores``."""
+def _add_scores(
+    scores: dict[int, float], q: Any, searcher: Any, context: Any, weighting: Any, only: set[int] | None = None
+) -> None:
+    """Add ``q``'s score in each matching document of this segment (of ``only``, when given) to ``scores``."""
     clock = getattr(q, "clock", None)
     if isinstance(q, wq.Term) and isinstance(weighting, CachedBM25F):
-        if add_term_scores(scores, q, searcher, weighting, clock):
+        if add_term_scores(scores, q, searcher, weighting, clock, only):
             return
     m = q.matcher(searcher, context)
     get = scores.get
     while m.is_active():
         docnum = m.id()
-        scores[docnum] = get(docnum, 0.0) + m.score()
+        if only is None or docnum in only:
+            scores[docnum] = get(docnum, 0.0) + m.score()
         m.next()
