@@ -120,3 +120,18 @@ def test_pages_rank_as_whoosh_collects(searcher: Searcher, q: str) -> None:
     assert [hit.doc.id for hit in page.hits] == expected and expected
     assert page.total == len(expected)
     assert page.total_full is not None and page.total_full <= page.total
+
+
+@pytest.mark.parametrize("q", ["学术研究对地区经济发展的影响是什么", "研究 经济 技术 语言 历史", "技术"])
+def test_a_short_page_has_the_scores_of_the_whole_list(searcher: Searcher, q: str) -> None:
+    # A page of 10 reads only the best 10 in full (``MatchUnits._bar``): a question's common words and
+    # extras are scored for the documents that can still reach them. Each page must be the same
+    # slice, with the same scores, as the list scored in full.
+    store = searcher.store
+    whole = store.search(SearchRequest(query=parse_query(q), page=1, size=400)).hits
+    assert len(whole) > 30
+    for page in (1, 2, 3):
+        hits = store.search(SearchRequest(query=parse_query(q), page=page, size=10)).hits
+        expected = whole[(page - 1) * 10 : page * 10]
+        assert [h.doc.id for h in hits] == [h.doc.id for h in expected]
+        assert [h.score for h in hits] == [h.score for h in expected]

@@ -17,6 +17,7 @@ many times is run once, its boost multiplied (``_merge_repeats``).
 
 from __future__ import annotations
 
+import bisect
 import copy
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,7 +35,7 @@ from ...analysis import han_bigrams, identifier_pieces, subwords
 from ...plan import MatchPlan, plan_match, plan_text, question_min_match
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
-from .scoring import AnyTerm
+from .scoring import CACHE_MIN_POSTINGS, AnyTerm, term_ids
 from .units import MatchUnits, UnitQuery
 
 # Weight of the dictionary words inside a long query word, for questions.
@@ -166,12 +167,23 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
             frequency[word] = reader.doc_frequency(fieldname, btext)
         # The rarest word leads the leapfrog.
         distinct.sort(key=lambda w: frequency[w])
+        candidates = None
+        if frequency[distinct[-1]] >= CACHE_MIN_POSTINGS:
+            # A common word (的 in 系统的启动速度, the pieces 3 and 0 of USB 3.0) would make the leapfrog
+            # read most of its postings blocks: the documents that have every word come from the words'
+            # document lists (cached for the common ones) in C, and positions are read for those alone.
+            weighting = context.weighting if context is not None else searcher.weighting
+            lists = [term_ids(searcher, weighting, fieldname, field.to_bytes(w), self.clock) for w in distinct]
+            if all(ids is not None for ids in lists):
+                candidates = sorted(set(lists[0]).intersection(*lists[1:]))
+                if not candidates:
+                    return matching.NullMatcher()
         leaves = [TimedTerm(fieldname, w, clock=self.clock).matcher(searcher, context) for w in distinct]
         if not all(m.is_active() for m in leaves):
             return matching.NullMatcher()
         index = {w: i for i, w in enumerate(distinct)}
         decode = _decode_positions if type(field.format) is formats.Positions else None
-        m: Any = _PhraseMatcher(leaves, [index[w] for w in self.words], self.clock, decode)
+        m: Any = _PhraseMatcher(leaves, [index[w] for w in self.words], self.clock, decode, candidates)
         if self.boost != 1.0:
             m = matching.WrappingMatcher(m, boost=self.boost)
         return m
@@ -218,11 +230,20 @@ class _AllMatcher(matching.Matcher):  # type: ignore[misc]
     ``_accept``.
     """
 
-    def __init__(self, children: list[Any], clock: Clock | None, counts: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        children: list[Any],
+        clock: Clock | None,
+        counts: list[int] | None = None,
+        candidates: list[int] | None = None,
+    ) -> None:
         self._children = children
         self._counts = counts or [1] * len(children)
         self._clock = clock
         self._active = True
+        # When known, the documents (ascending) that every child holds: visited in turn, no leapfrog.
+        self._candidates = candidates
+        self._at = 0
         self._find()
 
     def _accept(self) -> bool:
@@ -251,6 +272,20 @@ class _AllMatcher(matching.Matcher):  # type: ignore[misc]
     def _find(self) -> None:
         """From the children's current documents, move to the first match."""
         clock = self._clock
+        if self._candidates is not None:
+            candidates, children = self._candidates, self._children
+            while self._at < len(candidates):
+                if clock is not None:
+                    clock.tick()
+                docnum = candidates[self._at]
+                for m in children:
+                    if m.id() < docnum:
+                        m.skip_to(docnum)
+                if self._accept():
+                    return
+                self._at += 1
+            self._active = False
+            return
         lead = self._children[0]
         while True:
             if clock is not None:
@@ -272,6 +307,10 @@ class _AllMatcher(matching.Matcher):  # type: ignore[misc]
         return int(self._children[0].id())
 
     def next(self) -> None:
+        if self._candidates is not None:
+            self._at += 1
+            self._find()
+            return
         lead = self._children[0]
         lead.next()
         if not lead.is_active():
@@ -283,6 +322,10 @@ class _AllMatcher(matching.Matcher):  # type: ignore[misc]
         if not self._active:
             raise matching.ReadTooFar
         if id <= self.id():
+            return
+        if self._candidates is not None:
+            self._at = bisect.bisect_left(self._candidates, id, self._at)
+            self._find()
             return
         for m in self._children:
             if m.id() < id:
@@ -296,6 +339,7 @@ class _AllMatcher(matching.Matcher):  # type: ignore[misc]
         for m in self._children:
             m.reset()
         self._active = True
+        self._at = 0
         self._find()
 
     def copy(self) -> _AllMatcher:
@@ -344,12 +388,13 @@ class _PhraseMatcher(_AllMatcher):
         slots: list[int],
         clock: Clock | None,
         decode: Callable[[bytes], Iterable[int]] | None = None,
+        candidates: list[int] | None = None,
     ) -> None:
         # slots[i]: the leaf whose word is the phrase's i-th word.
         self._slots = slots
         self._first_offset = [slots.index(i) for i in range(len(leaves))]
         self._decode = decode
-        super().__init__(leaves, clock, [slots.count(i) for i in range(len(leaves))])
+        super().__init__(leaves, clock, [slots.count(i) for i in range(len(leaves))], candidates)
 
     def _positions(self, leaf: int) -> set[int]:
         m = self._children[leaf]

@@ -28,7 +28,7 @@ _UNSET = -1.0
 class CachedBM25F(scoring.BM25F):  # type: ignore[misc]
     """``BM25F`` whose scorers share per-document length normalisations."""
 
-    def scorer(self, searcher: Any, fieldname: str, text: str, qf: int = 1) -> Any:
+    def scorer(self, searcher: Any, fieldname: str, text: str | bytes, qf: int = 1) -> Any:
         """A scorer for one term in one segment."""
         if not searcher.schema[fieldname].scorable:
             return scoring.WeightScorer.for_(searcher, fieldname, text)
@@ -37,7 +37,7 @@ class CachedBM25F(scoring.BM25F):  # type: ignore[misc]
 
 
 class _CachedBM25FScorer(scoring.BM25FScorer):  # type: ignore[misc]
-    def __init__(self, searcher: Any, fieldname: str, text: str, B: float, K1: float, qf: int = 1) -> None:
+    def __init__(self, searcher: Any, fieldname: str, text: str | bytes, B: float, K1: float, qf: int = 1) -> None:
         super().__init__(searcher, fieldname, text, B, K1, qf=qf)
         cache: dict[tuple[str, float, float, float], array[float]] = searcher.__dict__.setdefault(_CACHE_ATTR, {})
         key = (fieldname, B, K1, self.avgfl)
@@ -128,8 +128,12 @@ def add_term_scores(
         postings = postings.child
     if not isinstance(scorer, _CachedBM25FScorer) or not hasattr(postings, "_read_ids"):
         return False
-    idf, k1_plus_1, norms, norm_of = scorer.idf, scorer._k1_plus_1, scorer._norms, scorer.norm
     boost = q.boost
+    if reader.doc_frequency(q.fieldname, text) >= CACHE_MIN_POSTINGS:
+        cached = _cached_scores(searcher, scorer, postings, deleted, (q.fieldname, text), clock)
+        _add_cached(scores, cached, boost, only)
+        return True
+    idf, k1_plus_1, norms, norm_of = scorer.idf, scorer._k1_plus_1, scorer._norms, scorer.norm
     get = scores.get
     # Whoosh 3's block reader, a block at a time (zhsearch pins the version).
     # With ``only``, a block whose documents all come before the next wanted one is skipped unread: the
@@ -158,3 +162,102 @@ def add_term_scores(
             scores[docnum] = get(docnum, 0.0) + (score * boost if boost != 1.0 else score)
         postings._next_block()
     return True
+
+
+# A word in at least this many documents of a segment keeps its scores in memory once read: reading a
+# Whoosh postings block unpickles its positions too, so a common word's scores cost far more to read
+# than to keep (12 bytes a document). The cache lives as long as the open searcher (one index
+# generation) and holds at most CACHE_POSTINGS scores per segment, the least recently used dropped first.
+CACHE_MIN_POSTINGS = 1000
+CACHE_POSTINGS = 4_000_000
+_TERM_CACHE_ATTR = "_zhsearch_term_scores"
+
+
+class _TermCache:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, bytes], tuple[array[int], array[float]]] = {}
+        self.size = 0
+
+
+def _cached_scores(
+    searcher: Any, scorer: Any, postings: Any, deleted: Any, key: tuple[str, bytes], clock: Clock | None
+) -> tuple[array[int], array[float]]:
+    """The term's BM25 score in each of the segment's live documents that has it, read once per searcher."""
+    cache: _TermCache = searcher.__dict__.setdefault(_TERM_CACHE_ATTR, _TermCache())
+    found = cache.entries.pop(key, None)
+    if found is None:
+        idf, k1_plus_1, norms, norm_of = scorer.idf, scorer._k1_plus_1, scorer._norms, scorer.norm
+        ids: array[int] = array("i")
+        values: array[float] = array("d")
+        while postings.is_active():
+            if clock is not None:
+                clock.check()
+            postings._read_ids()
+            postings._read_weights()
+            for docnum, weight in zip(postings._ids, postings._weights, strict=True):
+                if deleted and docnum in deleted:
+                    continue
+                norm = norms[docnum]
+                if norm < 0:
+                    norm = norm_of(docnum)
+                ids.append(docnum)
+                values.append(idf * ((weight * k1_plus_1) / (weight + norm)))
+            postings._next_block()
+        found = (ids, values)
+        cache.size += len(ids)
+        while cache.size > CACHE_POSTINGS and cache.entries:
+            oldest = next(iter(cache.entries))
+            cache.size -= len(cache.entries.pop(oldest)[0])
+    cache.entries[key] = found  # the most recently used last
+    return found
+
+
+def term_ids(searcher: Any, weighting: Any, fieldname: str, text: bytes, clock: Clock | None = None) -> Any:
+    """The live documents of a segment with this term, ascending (kept in the cache for a common term).
+
+    None when the postings are not Whoosh 3 blocks scored by ``CachedBM25F``.
+    """
+    reader = searcher.reader()
+    if (fieldname, text) not in reader:
+        return array("i")
+    if not isinstance(weighting, CachedBM25F):
+        return None
+    scorer = weighting.scorer(searcher, fieldname, text)
+    postings = reader.postings(fieldname, text)
+    deleted = reader.deleted_docs_set
+    if deleted:
+        postings = postings.child
+    if not isinstance(scorer, _CachedBM25FScorer) or not hasattr(postings, "_read_ids"):
+        return None
+    if reader.doc_frequency(fieldname, text) >= CACHE_MIN_POSTINGS:
+        return _cached_scores(searcher, scorer, postings, deleted, (fieldname, text), clock)[0]
+    ids: array[int] = array("i")
+    while postings.is_active():
+        if clock is not None:
+            clock.check()
+        postings._read_ids()
+        ids.extend(d for d in postings._ids if not (deleted and d in deleted))
+        postings._next_block()
+    return ids
+
+
+def _add_cached(
+    scores: dict[int, float], cached: tuple[array[int], array[float]], boost: float, only: set[int] | None
+) -> None:
+    ids, values = cached
+    get = scores.get
+    if only is not None:
+        only = only.intersection(ids)  # in C
+        if len(only) * 16 < len(ids):
+            # A few wanted documents among many: look each one up (the ids are in ascending order).
+            for docnum in only:
+                at = bisect.bisect_left(ids, docnum)
+                value = values[at]
+                scores[docnum] = get(docnum, 0.0) + (value * boost if boost != 1.0 else value)
+            return
+    if only is None and boost == 1.0 and not scores:
+        scores.update(zip(ids, values, strict=True))  # 0.0 + x is x
+        return
+    for docnum, value in zip(ids, values, strict=True):
+        if only is None or docnum in only:
+            scores[docnum] = get(docnum, 0.0) + (value * boost if boost != 1.0 else value)

@@ -1067,6 +1067,8 @@ class WhooshStore:
         heap selection over the finished scores, in the collector's order.
         """
         limit = request.page * request.size
+        if not (only or never):
+            units.limit = limit
         try:
             docnums, scores = units.matches(searcher)
             if only or never:

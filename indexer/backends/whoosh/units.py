@@ -27,6 +27,8 @@ search, on the first call to ``matcher``, for all segments.
 from __future__ import annotations
 
 import bisect
+import heapq
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,6 +91,9 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         self._ranked: list[tuple[int, list[int], list[float]]] = []
         # Per segment: its offset and how many counted units each document has.
         self._counts: list[tuple[int, Counter[int]]] = []
+        # Set by the store when it reads only the best ``limit`` (with no filter to apply after): the
+        # documents that cannot reach them need not be scored in full.
+        self.limit: int | None = None
         self.total_full = 0
 
     def __repr__(self) -> str:
@@ -166,19 +171,44 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
     def _prepare(self, top: Any, context: Any) -> None:
         weighting = context.weighting if context is not None else top.weighting
         required = [i for i, unit in enumerate(self.units) if unit.required]
-        leaf_scores = [
-            (leaf, offset, [_unit_scores(unit, leaf, context, weighting) for unit in self.units])
-            for leaf, offset in top.leaf_searchers()
-        ]
-        self._choose_counted(top, [sum(len(s[i]) for _, _, s in leaf_scores) for i in range(len(self.units))])
+        leaf_list = list(top.leaf_searchers())
+        # Each unit's scores per segment; a question's common words are scored later, and only where needed.
+        unit_scores: list[list[dict[int, float]]] = [[{} for _ in self.units] for _ in leaf_list]
+        scored = [False] * len(self.units)
+        frequencies = []
+        for i, unit in enumerate(self.units):
+            term = _plain_term(unit) if self.question_min_match is not None else None
+            if term is not None and not top.reader().has_deletions():
+                frequencies.append(_doc_frequency(top, term))
+                continue
+            for per_unit, (leaf, _) in zip(unit_scores, leaf_list, strict=True):
+                per_unit[i] = _unit_scores(unit, leaf, context, weighting)
+            scored[i] = True
+            frequencies.append(sum(len(per_unit[i]) for per_unit in unit_scores))
+        self._choose_counted(top, frequencies)
+        # What makes a document a match is scored everywhere; a question's common words only add to the
+        # scores of the documents matched otherwise (as Elasticsearch's common terms query does).
+        later = [i for i, u in enumerate(self.units) if not (self._counted[i] or u.required)]
+        for i, unit in enumerate(self.units):
+            if not scored[i] and i not in later:
+                for per_unit, (leaf, _) in zip(unit_scores, leaf_list, strict=True):
+                    per_unit[i] = _unit_scores(unit, leaf, context, weighting)
+        common = COMMON_SHARE * max(1, top.doc_count())
+        # A question with informative words is not filled with documents that only share a common
+        # word's character bigram (系统 in a Linux collection): those are scored like common words.
+        split = bool(later) or any(not c for c, u in zip(self._counted, self.units, strict=True) if u.counts)
+        rare_extras = [q for q in self.extras if not split or not _is_common(top, q, common)]
+        common_extras = [q for q in self.extras if q not in rare_extras]
         min_match = self.min_match
-        found: list[tuple[Any, int, dict[int, float], Counter[int]]] = []
+        found: list[tuple[Any, int, dict[int, float], Counter[int], list[dict[int, float]]]] = []
         total_full = 0
-        for leaf, offset, unit_scores in leaf_scores:
+        for (leaf, offset), leaf_units in zip(leaf_list, unit_scores, strict=True):
             # Set and Counter operations run in C; a question of common words has a score per document
             # for hundreds of thousands of documents.
             score: dict[int, float] = {}
-            for scores in unit_scores:
+            for i, scores in enumerate(leaf_units):
+                if i in later:
+                    continue
                 if not score:
                     score = dict(scores)  # 0.0 + x is x: the sums are the same to the last bit
                     continue
@@ -186,11 +216,11 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
                 for docnum, value in scores.items():
                     score[docnum] = get(docnum, 0.0) + value
             count: Counter[int] = Counter()
-            for counts, scores in zip(self._counted, unit_scores, strict=True):
+            for counts, scores in zip(self._counted, leaf_units, strict=True):
                 if counts:
                     count.update(scores.keys())
             if required:
-                allowed = set(unit_scores[required[0]]).intersection(*(unit_scores[i].keys() for i in required[1:]))
+                allowed = set(leaf_units[required[0]]).intersection(*(leaf_units[i].keys() for i in required[1:]))
                 for docnum in score.keys() - allowed:
                     del score[docnum]
                     count.pop(docnum, None)
@@ -198,8 +228,8 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
                 total_full += len(score)
             else:
                 total_full += sum(1 for c in count.values() if c >= min_match)
-            found.append((leaf, offset, score, count))
-            self._unit_leaves.append((offset, unit_scores))
+            found.append((leaf, offset, score, count, leaf_units))
+            self._unit_leaves.append((offset, leaf_units))
             self._counts.append((offset, count))
         self.total_full = total_full
         fill_below = (
@@ -208,34 +238,57 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         short = fill_below > 0 and total_full < fill_below
         fill = short
         # Whether the page is filled with documents that are not full matches (only then are scores tiered).
-        fill = fill and any(0 < c < min_match for _, _, _, count in found for c in count.values())
-        # A question's page is filled with every document its words score in, down to a shared
-        # character bigram (a name the segmenter cut differently), ranked after the full matches.
+        fill = fill and any(0 < c < min_match for _, _, _, count, _ in found for c in count.values())
+        # A question's page is filled with every document its informative words score in, down to a
+        # shared character bigram (a name the segmenter cut differently), ranked after the full matches.
         loose = short and not self.tiered and not required
         fill = fill or (loose and bool(self.extras))
-        leaves: dict[int, tuple[list[int], list[float]]] = {}
-        for leaf, offset, score, count in found:
+        restricted = [self.units[i] for i in later], (common_extras if loose else self.extras)
+        staged = []
+        for leaf, offset, score, count, leaf_units in found:
             if min_match <= 0:
                 kept_set = set(score)
             elif fill:
                 kept_set = set(count)
             else:
                 kept_set = {d for d, c in count.items() if c >= min_match}
-            if self.extras and (kept_set or loose):
-                bonus: dict[int, float] = {}
-                # Only the documents kept need the extras' scores, unless every document they score in is.
-                only = None if loose else kept_set
-                for q in self.extras:
-                    _add_scores(bonus, q, leaf, context, weighting, only)
-                if loose:
-                    for d in bonus:
-                        if d not in score:
-                            score[d] = 0.0
-                    kept_set.update(bonus)
-                for d, value in bonus.items():
-                    score[d] += value
+            bonus: dict[int, float] = {}
+            if loose and rare_extras:
+                for q in rare_extras:
+                    _add_scores(bonus, q, leaf, context, weighting)
+                kept_set.update(bonus)
+            staged.append((leaf, offset, score, count, leaf_units, kept_set, bonus))
+        tiered = fill and self.tiered
+        bar = self._bar(top, weighting, staged, restricted, tiered)
+        leaves: dict[int, tuple[list[int], list[float]]] = {}
+        for leaf, offset, score, count, leaf_units, kept_set, bonus in staged:
+            if kept_set:
+                # Only the documents kept need these scores, and of those only the ones that can still
+                # reach the page (``_bar``); the others keep what they have, below every one listed.
+                if bar is None:
+                    wanted = kept_set
+                else:
+                    least, rest = bar
+                    wanted = {
+                        d
+                        for d in kept_set
+                        if (count.get(d, 0) * TIER if tiered else 0) + score.get(d, 0.0) + bonus.get(d, 0.0) + rest
+                        >= least
+                    }
+                for i in later:
+                    leaf_units[i] = _unit_scores(self.units[i], leaf, context, weighting, wanted)
+                    get = score.get
+                    for docnum, value in leaf_units[i].items():
+                        score[docnum] = get(docnum, 0.0) + value
+                for q in restricted[1]:
+                    _add_scores(bonus, q, leaf, context, weighting, wanted)
+            for d in kept_set:
+                if d not in score:
+                    score[d] = 0.0
+            for d, value in bonus.items():
+                score[d] += value
             kept = sorted(kept_set)
-            if fill and self.tiered:
+            if tiered:
                 # Without filling, every document kept is a full match: the scores stay plain BM25. A
                 # question's page ranks by score alone: its full matches are a count, not a tier (on the
                 # question benchmarks, tiers put articles with more words above the one that answers).
@@ -245,6 +298,41 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             leaves[id(leaf.reader())] = (kept, weights)
             self._ranked.append((offset, kept, weights))
         self._leaves = leaves
+
+    def _bar(
+        self, top: Any, weighting: Any, staged: list[Any], restricted: tuple[list[UnitQuery], list[Any]], tiered: bool
+    ) -> tuple[float, float] | None:
+        """The score a document must be able to reach to make the best ``limit``, and what the rest can add.
+
+        The lists scored only for the documents kept (a question's common
+        words, the extras) add at most their upper bounds (``_upper_bound``),
+        so a document whose score so far plus that sum is below the
+        ``limit``-th best score so far cannot make the page: in the way of
+        MaxScore, those lists are read for the others only. None when every
+        document kept needs them (no limit, or no more than ``limit`` kept).
+        """
+        units, extras = restricted
+        if self.limit is None or not (units or extras):
+            return None
+        if sum(len(kept_set) for *_, kept_set, _ in staged) <= self.limit:
+            return None
+        rest = 0.0
+        for unit in units:
+            rest += max(
+                _upper_bound(f, top, weighting) * (1.0 if i == 0 else OTHER_FORM_WEIGHT)
+                for i, f in enumerate(unit.forms)
+            )
+        rest += sum(_upper_bound(q, top, weighting) for q in extras)
+        if rest == math.inf:
+            return None
+        so_far = [
+            (count.get(d, 0) * TIER if tiered else 0) + score.get(d, 0.0) + bonus.get(d, 0.0)
+            for _, _, score, count, _, kept_set, bonus in staged
+            for d in kept_set
+        ]
+        least = heapq.nlargest(self.limit, so_far)[-1]
+        # A margin for rounding: a document that could tie is scored.
+        return least - 1e-9 * abs(least), rest * (1 + 1e-9)
 
     def matches(self, top: Any) -> tuple[list[int], list[float]]:
         """Every matching top-level docnum, ascending, and its collected score (tier included)."""
@@ -264,16 +352,51 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         return {offset + d for offset, count in self._counts for d, c in count.items() if c >= self.min_match}
 
 
-def _unit_scores(unit: UnitQuery, searcher: Any, context: Any, weighting: Any) -> dict[int, float]:
-    """A unit's score in each document that has it: the best of its forms (软件 or 软体, not both added)."""
+def _upper_bound(q: Any, top: Any, weighting: Any) -> float:
+    """The most ``q`` can add to a document's score: BM25 of a word tends to idf × (k1 + 1) as it repeats."""
+    if isinstance(q, wq.Term):
+        if not isinstance(weighting, CachedBM25F):
+            return math.inf
+        if q.fieldname not in top.schema or not top.schema[q.fieldname].scorable:
+            return math.inf
+        return float(top.idf(q.fieldname, q.text) * (weighting.K1 + 1) * q.boost)
+    if isinstance(q, wq.Phrase):
+        # Whoosh's phrase score adds its words' scores, a repeated word each time.
+        return float(sum(_upper_bound(wq.Term(q.fieldname, w), top, weighting) for w in q.words) * q.boost)
+    if isinstance(q, wq.Or | wq.And):
+        return float(sum(_upper_bound(c, top, weighting) for c in q.subqueries) * q.boost)
+    return math.inf
+
+
+def _plain_term(unit: UnitQuery) -> Any | None:
+    """The unit's one word, when it is written one way and is a plain term."""
+    return unit.forms[0] if len(unit.forms) == 1 and isinstance(unit.forms[0], wq.Term) else None
+
+
+def _doc_frequency(top: Any, term: Any) -> int:
+    try:
+        return int(top.doc_frequency(term.fieldname, term.text))
+    except (KeyError, ValueError):
+        return 0
+
+
+def _is_common(top: Any, q: Any, common: float) -> bool:
+    """True for a plain term in more than ``common`` documents."""
+    return isinstance(q, wq.Term) and _doc_frequency(top, q) > common
+
+
+def _unit_scores(
+    unit: UnitQuery, searcher: Any, context: Any, weighting: Any, only: set[int] | None = None
+) -> dict[int, float]:
+    """A unit's score in each document (of ``only``) that has it: the best of its forms (软件 or 软体, not both)."""
     if len(unit.forms) == 1:
         best: dict[int, float] = {}
-        _add_scores(best, unit.forms[0], searcher, context, weighting)
+        _add_scores(best, unit.forms[0], searcher, context, weighting, only)
         return best
     best = {}
     for i, form in enumerate(unit.forms):
         scores: dict[int, float] = {}
-        _add_scores(scores, form, searcher, context, weighting)
+        _add_scores(scores, form, searcher, context, weighting, only)
         weight = 1.0 if i == 0 else OTHER_FORM_WEIGHT
         for docnum, value in scores.items():
             value *= weight
