@@ -38,13 +38,16 @@ from whoosh import query as wq
 from whoosh.matching import ListMatcher, NullMatcher, WrappingMatcher
 
 from ...plan import QUESTION_FILL_BELOW
-from .scoring import CachedBM25F, add_term_scores
+from .scoring import CachedBM25F, add_term_scores, term_ids
 
 # A unit written another way than typed (软体 for 软件, the other region's word) scores this much of
 # the same match as typed: the word as typed is the surer sign of what the user meant.
 OTHER_FORM_WEIGHT = 0.8
 # A question's words found in more than this share of the documents only add to the score.
 COMMON_SHARE = 0.2
+# A question's common words and extras are read for at most this many documents (or 40 × the page's
+# depth): those with the best scores from its informative words (see MatchUnits._score_rest).
+RESCORE_CAP = 2000
 # Added to a document's score once per tier: far above any BM25 sum (a score above 1e5 would need a
 # query of hundreds of rare words, and queries are at most 256 characters).
 TIER = 1e7
@@ -198,7 +201,6 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         # word's character bigram (系统 in a Linux collection): those are scored like common words.
         split = bool(later) or any(not c for c, u in zip(self._counted, self.units, strict=True) if u.counts)
         rare_extras = [q for q in self.extras if not split or not _is_common(top, q, common)]
-        common_extras = [q for q in self.extras if q not in rare_extras]
         min_match = self.min_match
         found: list[tuple[Any, int, dict[int, float], Counter[int], list[dict[int, float]]]] = []
         total_full = 0
@@ -226,6 +228,8 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
                     count.pop(docnum, None)
             if min_match <= 0:
                 total_full += len(score)
+            elif min_match == 1:
+                total_full += len(count)  # every document counted has a unit
             else:
                 total_full += sum(1 for c in count.values() if c >= min_match)
             found.append((leaf, offset, score, count, leaf_units))
@@ -243,45 +247,33 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         # shared character bigram (a name the segmenter cut differently), ranked after the full matches.
         loose = short and not self.tiered and not required
         fill = fill or (loose and bool(self.extras))
-        restricted = [self.units[i] for i in later], (common_extras if loose else self.extras)
         staged = []
         for leaf, offset, score, count, leaf_units in found:
             if min_match <= 0:
                 kept_set = set(score)
-            elif fill:
+            elif fill or min_match == 1:
                 kept_set = set(count)
             else:
                 kept_set = {d for d, c in count.items() if c >= min_match}
             bonus: dict[int, float] = {}
+            scored_extras: list[Any] = []
             if loose and rare_extras:
-                for q in rare_extras:
-                    _add_scores(bonus, q, leaf, context, weighting)
-                kept_set.update(bonus)
-            staged.append((leaf, offset, score, count, leaf_units, kept_set, bonus))
-        tiered = fill and self.tiered
-        bar = self._bar(top, weighting, staged, restricted, tiered)
-        leaves: dict[int, tuple[list[int], list[float]]] = {}
-        for leaf, offset, score, count, leaf_units, kept_set, bonus in staged:
-            if kept_set:
-                # Only the documents kept need these scores, and of those only the ones that can still
-                # reach the page (``_bar``); the others keep what they have, below every one listed.
-                if bar is None:
-                    wanted = kept_set
+                # Their documents are kept (read in C from the words' document lists); their scores
+                # are added below, for the documents that can reach the page.
+                lists = [_term_ids(q, leaf, weighting) for q in rare_extras]
+                if all(ids is not None for ids in lists):
+                    for ids in lists:
+                        kept_set.update(ids)
                 else:
-                    least, rest = bar
-                    wanted = {
-                        d
-                        for d in kept_set
-                        if (count.get(d, 0) * TIER if tiered else 0) + score.get(d, 0.0) + bonus.get(d, 0.0) + rest
-                        >= least
-                    }
-                for i in later:
-                    leaf_units[i] = _unit_scores(self.units[i], leaf, context, weighting, wanted)
-                    get = score.get
-                    for docnum, value in leaf_units[i].items():
-                        score[docnum] = get(docnum, 0.0) + value
-                for q in restricted[1]:
-                    _add_scores(bonus, q, leaf, context, weighting, wanted)
+                    for q in rare_extras:
+                        _add_scores(bonus, q, leaf, context, weighting)
+                    kept_set.update(bonus)
+                    scored_extras = rare_extras
+            staged.append((leaf, offset, score, count, leaf_units, kept_set, bonus, scored_extras))
+        tiered = fill and self.tiered
+        self._score_rest(top, context, weighting, staged, later, tiered)
+        leaves: dict[int, tuple[list[int], list[float]]] = {}
+        for leaf, offset, score, count, _, kept_set, bonus, _ in staged:
             for d in kept_set:
                 if d not in score:
                     score[d] = 0.0
@@ -299,40 +291,77 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             self._ranked.append((offset, kept, weights))
         self._leaves = leaves
 
-    def _bar(
-        self, top: Any, weighting: Any, staged: list[Any], restricted: tuple[list[UnitQuery], list[Any]], tiered: bool
-    ) -> tuple[float, float] | None:
-        """The score a document must be able to reach to make the best ``limit``, and what the rest can add.
+    def _score_rest(
+        self, top: Any, context: Any, weighting: Any, staged: list[Any], later: list[int], tiered: bool
+    ) -> None:
+        """Add the lists scored only for kept documents: a question's common words, then the extras.
 
-        The lists scored only for the documents kept (a question's common
-        words, the extras) add at most their upper bounds (``_upper_bound``),
-        so a document whose score so far plus that sum is below the
-        ``limit``-th best score so far cannot make the page: in the way of
-        MaxScore, those lists are read for the others only. None when every
-        document kept needs them (no limit, or no more than ``limit`` kept).
+        Only the documents kept need them, and with a ``limit`` only those
+        that can still reach the ``limit``-th best score: each list adds at
+        most its upper bound (``_upper_bound``), so a document whose score so
+        far plus the bounds of all of them is below the ``limit``-th best
+        score so far cannot make the page (MaxScore's test). The bounds are
+        loose (a title word alone can add 12), so when that leaves more than
+        ``RESCORE_CAP`` (or 40 × ``limit``) documents, the lists are read for
+        that many with the best scores so far: a candidate cap, as in
+        Lucene's rescorers. The others keep the score they have.
         """
-        units, extras = restricted
-        if self.limit is None or not (units or extras):
-            return None
-        if sum(len(kept_set) for *_, kept_set, _ in staged) <= self.limit:
-            return None
-        rest = 0.0
-        for unit in units:
-            rest += max(
-                _upper_bound(f, top, weighting) * (1.0 if i == 0 else OTHER_FORM_WEIGHT)
-                for i, f in enumerate(unit.forms)
-            )
-        rest += sum(_upper_bound(q, top, weighting) for q in extras)
-        if rest == math.inf:
-            return None
-        so_far = [
-            (count.get(d, 0) * TIER if tiered else 0) + score.get(d, 0.0) + bonus.get(d, 0.0)
-            for _, _, score, count, _, kept_set, bonus in staged
-            for d in kept_set
-        ]
-        least = heapq.nlargest(self.limit, so_far)[-1]
-        # A margin for rounding: a document that could tie is scored.
-        return least - 1e-9 * abs(least), rest * (1 + 1e-9)
+        if not later and not self.extras:
+            return
+        wanted = [item[5] for item in staged]
+        total = sum(map(len, wanted))
+        limit = self.limit
+        if limit is not None and total > limit:
+            rest = 0.0
+            for i in later:
+                rest += max(
+                    _upper_bound(f, top, weighting) * (1.0 if n == 0 else OTHER_FORM_WEIGHT)
+                    for n, f in enumerate(self.units[i].forms)
+                )
+            rest += sum(_upper_bound(q, top, weighting) for q in self.extras)
+            cap = max(RESCORE_CAP, 40 * limit)
+            # The score so far of each kept document that has one (the others, kept through an extra
+            # alone, have 0), in parallel lists: a tuple per document cost more than the lists it saves.
+            values: list[float] = []
+            refs: list[tuple[int, int]] = []
+            for n, (_, _, score, count, _, docs, bonus, _) in enumerate(staged):
+                have = [d for d in (score.keys() | bonus.keys() if bonus else score.keys()) if d in docs]
+                values += [
+                    (count.get(d, 0) * TIER if tiered else 0) + score.get(d, 0.0) + bonus.get(d, 0.0) for d in have
+                ]
+                refs += [(n, d) for d in have]
+            unscored = total - len(values)
+            least = heapq.nlargest(limit, values + [0.0] * min(unscored, limit))[-1]
+            # A margin for rounding: a document that could tie is kept.
+            least -= 1e-9 * abs(least) + rest * (1 + 1e-9)
+            reach = [i for i, value in enumerate(values) if value >= least]
+            if len(reach) > cap:
+                reach = heapq.nlargest(cap, reach, key=values.__getitem__)
+            if len(reach) + (unscored if least <= 0 else 0) < total:
+                wanted = [set() for _ in staged]
+                for i in reach:
+                    n, d = refs[i]
+                    wanted[n].add(d)
+                room = cap - len(reach)
+                if least <= 0 and room > 0:
+                    # Those with nothing scored yet can still make the page: the first of them, as far as
+                    # the cap allows.
+                    for n, (_, _, score, _, _, docs, bonus, _) in enumerate(staged):
+                        extra = sorted(d for d in docs if d not in score and d not in bonus)[:room]
+                        wanted[n].update(extra)
+                        room -= len(extra)
+        for item, docs in zip(staged, wanted, strict=True):
+            leaf, _, score, _, leaf_units, _, bonus, scored_extras = item
+            if not docs:
+                continue
+            for i in later:
+                leaf_units[i] = _unit_scores(self.units[i], leaf, context, weighting, docs)
+                get = score.get
+                for docnum, value in leaf_units[i].items():
+                    score[docnum] = get(docnum, 0.0) + value
+            for q in self.extras:
+                if q not in scored_extras:
+                    _add_scores(bonus, q, leaf, context, weighting, docs)
 
     def matches(self, top: Any) -> tuple[list[int], list[float]]:
         """Every matching top-level docnum, ascending, and its collected score (tier included)."""
@@ -366,6 +395,17 @@ def _upper_bound(q: Any, top: Any, weighting: Any) -> float:
     if isinstance(q, wq.Or | wq.And):
         return float(sum(_upper_bound(c, top, weighting) for c in q.subqueries) * q.boost)
     return math.inf
+
+
+def _term_ids(q: Any, searcher: Any, weighting: Any) -> Any:
+    """The segment's documents with the term ``q``, ascending; None when they cannot be read that way."""
+    if not isinstance(q, wq.Term) or q.fieldname not in searcher.schema:
+        return None
+    try:
+        text = searcher.schema[q.fieldname].to_bytes(q.text)
+    except ValueError:
+        return None
+    return term_ids(searcher, weighting, q.fieldname, text, getattr(q, "clock", None))
 
 
 def _plain_term(unit: UnitQuery) -> Any | None:
