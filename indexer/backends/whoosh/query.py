@@ -35,7 +35,7 @@ from ...analysis import han_bigrams, identifier_pieces, subwords
 from ...plan import MatchPlan, plan_match, plan_text, question_min_match
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
-from .scoring import CACHE_MIN_POSTINGS, AnyTerm, term_ids
+from .scoring import CACHE_MIN_POSTINGS, AnyTerm, term_scores
 from .units import MatchUnits, UnitQuery
 
 # Weight of the dictionary words inside a long query word, for questions.
@@ -148,6 +148,10 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
         return self if len(self.words) > 1 else super().normalize()
 
     def matcher(self, searcher: Any, context: Any = None) -> Any:
+        return self.matcher_within(searcher, context, None)
+
+    def matcher_within(self, searcher: Any, context: Any, only: set[int] | None) -> Any:
+        """The phrase's matcher; with ``only``, it may leave out documents not in it (checking fewer)."""
         fieldname = self.fieldname
         if fieldname not in searcher.schema or not self.words:
             return matching.NullMatcher()
@@ -173,20 +177,145 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
             # read most of its postings blocks: the documents that have every word come from the words'
             # document lists (cached for the common ones) in C, and positions are read for those alone.
             weighting = context.weighting if context is not None else searcher.weighting
-            lists = [term_ids(searcher, weighting, fieldname, field.to_bytes(w), self.clock) for w in distinct]
-            if all(ids is not None for ids in lists):
-                candidates = sorted(set(lists[0]).intersection(*lists[1:]))
+            lists = [term_scores(searcher, weighting, fieldname, field.to_bytes(w), self.clock) for w in distinct]
+            if all(found is not None for found in lists):
+                found = set(lists[0][0]).intersection(*(ids for ids, _ in lists[1:]))
+                candidates = sorted(found & only if only is not None else found)
                 if not candidates:
                     return matching.NullMatcher()
-        leaves = [TimedTerm(fieldname, w, clock=self.clock).matcher(searcher, context) for w in distinct]
-        if not all(m.is_active() for m in leaves):
-            return matching.NullMatcher()
         index = {w: i for i, w in enumerate(distinct)}
+        slots = [index[w] for w in self.words]
         decode = _decode_positions if type(field.format) is formats.Positions else None
-        m: Any = _PhraseMatcher(leaves, [index[w] for w in self.words], self.clock, decode, candidates)
+        m: Any
+        if candidates is not None and decode is not None:
+            m = self._listed(searcher, field, distinct, slots, candidates, lists, decode)
+        else:
+            leaves = [TimedTerm(fieldname, w, clock=self.clock).matcher(searcher, context) for w in distinct]
+            if not all(m.is_active() for m in leaves):
+                return matching.NullMatcher()
+            m = _PhraseMatcher(leaves, slots, self.clock, decode, candidates)
         if self.boost != 1.0:
             m = matching.WrappingMatcher(m, boost=self.boost)
         return m
+
+    def _listed(
+        self,
+        searcher: Any,
+        field: Any,
+        distinct: list[str],
+        slots: list[int],
+        candidates: list[int],
+        lists: list[Any],
+        decode: Callable[[bytes], Iterable[int]],
+    ) -> Any:
+        """The phrase's documents among ``candidates`` and their scores, each word's blocks read once.
+
+        The scores are the words' BM25 scores from ``lists`` (the same floats
+        their matchers give), added as ``_PhraseMatcher`` adds them.
+        """
+        reader = searcher.reader()
+        cursors = []
+        for word in distinct:
+            postings = reader.postings(self.fieldname, field.to_bytes(word))
+            cursors.append(_Cursor(postings.child if reader.deleted_docs_set else postings))
+        counts = [slots.count(i) for i in range(len(distinct))]
+        first_offset = [slots.index(i) for i in range(len(distinct))]
+        docs: list[int] = []
+        scores: list[float] = []
+        clock = self.clock
+        for docnum in candidates:
+            if clock is not None:
+                clock.tick()
+            places = [cursor.at(docnum) for cursor in cursors]
+            at = [i for i in places if i is not None]
+            if len(at) < len(places):
+                continue
+
+            def positions(leaf: int, at: list[int] = at) -> set[int]:
+                return set(decode(cursors[leaf].value(at[leaf])))
+
+            weights = [cursor.weight(i) for cursor, i in zip(cursors, at, strict=True)]
+            if _phrase_at(weights, positions, slots, first_offset, counts):
+                docs.append(docnum)
+                scores.append(
+                    float(
+                        sum(
+                            c * found[1][bisect.bisect_left(found[0], docnum)]
+                            for c, found in zip(counts, lists, strict=True)
+                        )
+                    )
+                )
+        return matching.ListMatcher(docs, weights=scores) if docs else matching.NullMatcher()
+
+
+class _Cursor:
+    """One word's postings read at ascending documents: each block's header read to skip it, its data once."""
+
+    def __init__(self, postings: Any) -> None:
+        self._postings = postings
+        self._done = not postings.is_active()
+
+    def at(self, docnum: int) -> int | None:
+        """The document's place in the current block, moving forward to its block; None if it lacks the word."""
+        p = self._postings
+        if self._done:
+            return None
+        while p._maxid < docnum:
+            if p._lastblock:
+                self._done = True
+                return None
+            p._goto(p._nextoffset)
+        if p._ids is None:
+            p._read_ids()
+        i = bisect.bisect_left(p._ids, docnum)
+        return i if i < len(p._ids) and p._ids[i] == docnum else None
+
+    def weight(self, i: int) -> float:
+        """The term's frequency in the document at place ``i`` of the current block."""
+        p = self._postings
+        if p._weights is None:
+            p._read_weights()
+        return float(p._weights[i])
+
+    def value(self, i: int) -> bytes:
+        """The encoded positions of the document at place ``i`` of the current block."""
+        p = self._postings
+        if p._values is None:
+            p._read_values()
+        return bytes(p._values[i])
+
+
+def _phrase_at(
+    weights: list[float],
+    positions_of: Callable[[int], set[int]],
+    slots: list[int],
+    first_offset: list[int],
+    counts: list[int],
+) -> bool:
+    """True when a document has the words at successive positions (see ``_PhraseMatcher._accept``)."""
+    # Start from the word that occurs least often here: its positions bound where the phrase can start.
+    anchor = min(range(len(weights)), key=weights.__getitem__) if len(weights) > 1 else 0
+    positions = {anchor: positions_of(anchor)}
+    if len(positions[anchor]) < counts[anchor]:
+        return False  # fewer occurrences than the phrase repeats the word
+    first = first_offset[anchor]
+    starts = positions[anchor] if first == 0 else set(map((-first).__add__, positions[anchor]))
+    for offset, leaf in enumerate(slots):
+        if offset == first:
+            continue
+        found = positions.get(leaf)
+        if found is None:
+            found = positions[leaf] = positions_of(leaf)
+            if len(found) < counts[leaf]:
+                return False
+        if len(starts) > 16:
+            # In C while many starts remain (a common word's every occurrence); a new set, not in place.
+            starts = starts.intersection(map((-offset).__add__, found))
+        else:
+            starts = {s for s in starts if s + offset in found}
+        if not starts:
+            return False
+    return True
 
 
 def _decode_positions(value: bytes) -> Iterator[int]:
@@ -403,30 +532,8 @@ class _PhraseMatcher(_AllMatcher):
     def _accept(self) -> bool:
         """True when the current document has the words at successive positions."""
         leaves = self._children
-        counts = self._counts
-        # Start from the word that occurs least often here: its positions bound where the phrase can start.
-        anchor = min(range(len(leaves)), key=lambda i: leaves[i].weight()) if len(leaves) > 1 else 0
-        positions = {anchor: self._positions(anchor)}
-        if len(positions[anchor]) < counts[anchor]:
-            return False  # fewer occurrences than the phrase repeats the word
-        first = self._first_offset[anchor]
-        starts = positions[anchor] if first == 0 else set(map((-first).__add__, positions[anchor]))
-        for offset, leaf in enumerate(self._slots):
-            if offset == first:
-                continue
-            found = positions.get(leaf)
-            if found is None:
-                found = positions[leaf] = self._positions(leaf)
-                if len(found) < counts[leaf]:
-                    return False
-            if len(starts) > 16:
-                # In C while many starts remain (a common word's every occurrence); a new set, not in place.
-                starts = starts.intersection(map((-offset).__add__, found))
-            else:
-                starts = {s for s in starts if s + offset in found}
-            if not starts:
-                return False
-        return True
+        weights = [m.weight() for m in leaves] if len(leaves) > 1 else [0.0]
+        return _phrase_at(weights, self._positions, self._slots, self._first_offset, self._counts)
 
 
 # Queries whose matcher multiplies every score by ``boost`` (an Or or And of two or more; ``_term`` makes no smaller).

@@ -186,25 +186,8 @@ def _cached_scores(
     cache: _TermCache = searcher.__dict__.setdefault(_TERM_CACHE_ATTR, _TermCache())
     found = cache.entries.pop(key, None)
     if found is None:
-        idf, k1_plus_1, norms, norm_of = scorer.idf, scorer._k1_plus_1, scorer._norms, scorer.norm
-        ids: array[int] = array("i")
-        values: array[float] = array("d")
-        while postings.is_active():
-            if clock is not None:
-                clock.check()
-            postings._read_ids()
-            postings._read_weights()
-            for docnum, weight in zip(postings._ids, postings._weights, strict=True):
-                if deleted and docnum in deleted:
-                    continue
-                norm = norms[docnum]
-                if norm < 0:
-                    norm = norm_of(docnum)
-                ids.append(docnum)
-                values.append(idf * ((weight * k1_plus_1) / (weight + norm)))
-            postings._next_block()
-        found = (ids, values)
-        cache.size += len(ids)
+        found = _read_scores(scorer, postings, deleted, clock)
+        cache.size += len(found[0])
         while cache.size > CACHE_POSTINGS and cache.entries:
             oldest = next(iter(cache.entries))
             cache.size -= len(cache.entries.pop(oldest)[0])
@@ -212,14 +195,15 @@ def _cached_scores(
     return found
 
 
-def term_ids(searcher: Any, weighting: Any, fieldname: str, text: bytes, clock: Clock | None = None) -> Any:
-    """The live documents of a segment with this term, ascending (kept in the cache for a common term).
+def term_scores(searcher: Any, weighting: Any, fieldname: str, text: bytes, clock: Clock | None = None) -> Any:
+    """A segment's live documents with this term (ascending) and its BM25 score in each, as two arrays.
 
-    None when the postings are not Whoosh 3 blocks scored by ``CachedBM25F``.
+    Kept in the cache for a common term. None when the postings are not
+    Whoosh 3 blocks scored by ``CachedBM25F``.
     """
     reader = searcher.reader()
     if (fieldname, text) not in reader:
-        return array("i")
+        return array("i"), array("d")
     if not isinstance(weighting, CachedBM25F):
         return None
     scorer = weighting.scorer(searcher, fieldname, text)
@@ -229,16 +213,38 @@ def term_ids(searcher: Any, weighting: Any, fieldname: str, text: bytes, clock: 
         postings = postings.child
     if not isinstance(scorer, _CachedBM25FScorer) or not hasattr(postings, "_read_ids"):
         return None
+    key = (fieldname, text)
     if reader.doc_frequency(fieldname, text) >= CACHE_MIN_POSTINGS:
-        return _cached_scores(searcher, scorer, postings, deleted, (fieldname, text), clock)[0]
+        return _cached_scores(searcher, scorer, postings, deleted, key, clock)
+    return _read_scores(scorer, postings, deleted, clock)
+
+
+def term_ids(searcher: Any, weighting: Any, fieldname: str, text: bytes, clock: Clock | None = None) -> Any:
+    """The live documents of a segment with this term, ascending (see ``term_scores``)."""
+    found = term_scores(searcher, weighting, fieldname, text, clock)
+    return None if found is None else found[0]
+
+
+def _read_scores(scorer: Any, postings: Any, deleted: Any, clock: Clock | None) -> tuple[array[int], array[float]]:
+    idf, k1_plus_1, norms, norm_of = scorer.idf, scorer._k1_plus_1, scorer._norms, scorer.norm
     ids: array[int] = array("i")
+    values: array[float] = array("d")
     while postings.is_active():
         if clock is not None:
             clock.check()
         postings._read_ids()
-        ids.extend(d for d in postings._ids if not (deleted and d in deleted))
+        postings._read_weights()
+        for docnum, weight in zip(postings._ids, postings._weights, strict=True):
+            if deleted and docnum in deleted:
+                continue
+            norm = norms[docnum]
+            if norm < 0:
+                norm = norm_of(docnum)
+            ids.append(docnum)
+            # The same expression as _CachedBM25FScorer.score: the same float.
+            values.append(idf * ((weight * k1_plus_1) / (weight + norm)))
         postings._next_block()
-    return ids
+    return ids, values
 
 
 def _add_cached(

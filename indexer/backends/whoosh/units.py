@@ -178,8 +178,13 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         # Each unit's scores per segment; a question's common words are scored later, and only where needed.
         unit_scores: list[list[dict[int, float]]] = [[{} for _ in self.units] for _ in leaf_list]
         scored = [False] * len(self.units)
+        if self.question_min_match is None:
+            self._score_keywords(leaf_list, context, weighting, unit_scores, scored)
         frequencies = []
         for i, unit in enumerate(self.units):
+            if scored[i]:
+                frequencies.append(sum(len(per_unit[i]) for per_unit in unit_scores))
+                continue
             term = _plain_term(unit) if self.question_min_match is not None else None
             if term is not None and not top.reader().has_deletions():
                 frequencies.append(_doc_frequency(top, term))
@@ -290,6 +295,45 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             leaves[id(leaf.reader())] = (kept, weights)
             self._ranked.append((offset, kept, weights))
         self._leaves = leaves
+
+    def _score_keywords(
+        self,
+        leaf_list: list[tuple[Any, int]],
+        context: Any,
+        weighting: Any,
+        unit_scores: list[list[dict[int, float]]],
+        scored: list[bool],
+    ) -> None:
+        """Score a keyword query's phrases (a typed run, an identifier's pieces) where its words all are.
+
+        When every unit is needed for a full match, a phrase is checked only
+        in the documents that have the other units: positions are read per
+        document, and ``3`` and ``0`` of ``USB 3.0`` are in thousands that
+        lack USB. A short page is filled with the closest documents, which
+        need the phrase everywhere: then it is scored in full after all.
+        """
+        counted = [i for i, u in enumerate(self.units) if u.counts]
+        phrases = [i for i in counted if not all(isinstance(f, wq.Term) for f in self.units[i].forms)]
+        words = [i for i, u in enumerate(self.units) if i not in phrases and (u.counts or u.required)]
+        if not phrases or not words or self.min_match < len(counted):
+            return
+        for i in words:
+            for per_unit, (leaf, _) in zip(unit_scores, leaf_list, strict=True):
+                per_unit[i] = _unit_scores(self.units[i], leaf, context, weighting)
+            scored[i] = True
+        full = 0
+        for per_unit, (leaf, _) in zip(unit_scores, leaf_list, strict=True):
+            within = set(per_unit[words[0]]).intersection(*(per_unit[i].keys() for i in words[1:]))
+            for i in phrases:
+                per_unit[i] = _unit_scores(self.units[i], leaf, context, weighting, within) if within else {}
+                within &= per_unit[i].keys()
+            full += len(within)
+        if self.fill_below and full < self.fill_below:
+            for per_unit, (leaf, _) in zip(unit_scores, leaf_list, strict=True):
+                for i in phrases:
+                    per_unit[i] = _unit_scores(self.units[i], leaf, context, weighting)
+        for i in phrases:
+            scored[i] = True
 
     def _score_rest(
         self, top: Any, context: Any, weighting: Any, staged: list[Any], later: list[int], tiered: bool
@@ -453,7 +497,16 @@ def _add_scores(
     if isinstance(q, wq.Term) and isinstance(weighting, CachedBM25F):
         if add_term_scores(scores, q, searcher, weighting, clock, only):
             return
-    m = q.matcher(searcher, context)
+    if only is not None and hasattr(q, "matcher_within"):
+        m = q.matcher_within(searcher, context, only)  # a phrase: positions read for ``only`` alone
+    elif only is not None and not scores and type(q) is wq.Or and len(q.subqueries) == 2 and q.boost == 1.0:
+        # An identifier's written form or its pieces side by side: Whoosh's OR adds the two scores (a + b
+        # is b + a to the last bit), so each is scored for ``only`` alone.
+        for child in q.subqueries:
+            _add_scores(scores, child, searcher, context, weighting, only)
+        return
+    else:
+        m = q.matcher(searcher, context)
     get = scores.get
     while m.is_active():
         docnum = m.id()
