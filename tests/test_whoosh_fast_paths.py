@@ -16,6 +16,8 @@ from whoosh.collectors import FacetCollector, TopCollector, UnlimitedCollector
 from whoosh.searching import Searcher as WhooshSearcher
 
 from indexer import Searcher, build_index
+from indexer.backends.whoosh import query as whoosh_query
+from indexer.backends.whoosh import scoring as whoosh_scoring
 from indexer.backends.whoosh.query import compile_request_query
 from indexer.backends.whoosh.units import TIER
 from indexer.plan import FILL_BELOW
@@ -35,6 +37,20 @@ def _build(tmp_path_factory: pytest.TempPathFactory, deleted: int = 0) -> Search
         # Deleted documents stay in the postings until a merge; they must not come back.
         s.store.delete(f"d{i}" for i in range(0, 400, 400 // deleted))
     return s
+
+
+@pytest.fixture(autouse=True, params=["stock", "term-cache"])
+def term_cache(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test also with every word's scores cached (the cache holds words in 1,000 documents and
+    more, which these 400 have none of), in a cache small enough to drop some of them as it goes."""
+    if request.param == "stock":
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (whoosh_scoring, whoosh_query):
+            patch.setattr(module, "CACHE_MIN_POSTINGS", 1)
+        patch.setattr(whoosh_scoring, "CACHE_POSTINGS", 300)
+        yield
 
 
 @pytest.fixture(scope="module", params=[0, 40], ids=["intact", "with-deletions"])

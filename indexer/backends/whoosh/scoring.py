@@ -167,15 +167,17 @@ def add_term_scores(
 # A word in at least this many documents of a segment keeps its scores in memory once read: reading a
 # Whoosh postings block unpickles its positions too, so a common word's scores cost far more to read
 # than to keep (12 bytes a document). The cache lives as long as the open searcher (one index
-# generation) and holds at most CACHE_POSTINGS scores per segment, the least recently used dropped first.
+# generation) and holds at most CACHE_POSTINGS scores over all segments (72 MB), the least recently
+# used dropped first.
 CACHE_MIN_POSTINGS = 1000
-CACHE_POSTINGS = 4_000_000
+CACHE_POSTINGS = 6_000_000
 _TERM_CACHE_ATTR = "_zhsearch_term_scores"
 
 
 class _TermCache:
     def __init__(self) -> None:
-        self.entries: dict[tuple[str, bytes], tuple[array[int], array[float]]] = {}
+        # Keyed by segment searcher, field and term.
+        self.entries: dict[tuple[int, str, bytes], tuple[array[int], array[float]]] = {}
         self.size = 0
 
 
@@ -183,15 +185,18 @@ def _cached_scores(
     searcher: Any, scorer: Any, postings: Any, deleted: Any, key: tuple[str, bytes], clock: Clock | None
 ) -> tuple[array[int], array[float]]:
     """The term's BM25 score in each of the segment's live documents that has it, read once per searcher."""
-    cache: _TermCache = searcher.__dict__.setdefault(_TERM_CACHE_ATTR, _TermCache())
-    found = cache.entries.pop(key, None)
+    # One cache for the whole index, on the top searcher, which holds its segments' searchers.
+    top = searcher.get_parent()
+    cache: _TermCache = top.__dict__.setdefault(_TERM_CACHE_ATTR, _TermCache())
+    entry = (id(searcher), *key)
+    found = cache.entries.pop(entry, None)
     if found is None:
         found = _read_scores(scorer, postings, deleted, clock)
         cache.size += len(found[0])
         while cache.size > CACHE_POSTINGS and cache.entries:
             oldest = next(iter(cache.entries))
             cache.size -= len(cache.entries.pop(oldest)[0])
-    cache.entries[key] = found  # the most recently used last
+    cache.entries[entry] = found  # the most recently used last
     return found
 
 
