@@ -154,3 +154,35 @@ def test_snippet_never_cuts_a_mark() -> None:
     text = "混合专家" + "字" * 64 + "分布式锁" + "尾" * 100
     html = snippet(text, {"混合专家", "分布式锁"})
     assert marked(html) == ["混合专家", "分布式锁"]
+
+
+def test_display_columns_count_wide_characters_twice() -> None:
+    # The snippet window is measured in display columns (a Chinese or full-width character takes two);
+    # the counting runs in C over a string of width marks, and must give what a plain count gives.
+    import random
+    import unicodedata
+
+    from indexer.highlight import _end_after, _start_before
+
+    def width(ch: str) -> int:
+        return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+    def end_after(text: str, start: int, columns: int) -> int:
+        used, i = 0, start
+        while i < len(text) and used < columns:
+            used, i = used + width(text[i]), i + 1
+        return i
+
+    def start_before(text: str, end: int, columns: int) -> int:
+        used, i = 0, end
+        while i > 0 and used < columns:
+            i -= 1
+            used += width(text[i])
+        return i
+
+    rnd = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rnd.choice("ab c1中文字，。Ｆ😀é") for _ in range(rnd.randint(0, 30)))
+        at, columns = rnd.randint(0, len(text)), rnd.randint(-1, 40)
+        assert _end_after(text, at, columns) == end_after(text, at, columns)
+        assert _start_before(text, at, columns) == start_before(text, at, columns)
