@@ -10,6 +10,7 @@ WORKERS ?= 2
 BACKEND ?= whoosh
 EVAL_ARGS ?=
 BENCH_ARGS ?=
+BENCH_CLUSTER_ARGS ?=
 BENCH_SCALE_ARGS ?=
 PEERS ?=
 CORPUS_FILES := $(shell find $(CORPUS) -type f 2>/dev/null)
