@@ -35,8 +35,11 @@ from ...analysis import han_bigrams, identifier_pieces, subwords
 from ...plan import MatchPlan, plan_match, plan_text, question_min_match
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
-from .scoring import CACHE_MIN_POSTINGS, AnyTerm, term_scores
+from .scoring import CACHE_MIN_POSTINGS, AnyTerm, shared_ids, term_scores
 from .units import MatchUnits, UnitQuery
+
+# A phrase start is keyed as docnum << _DOC_SHIFT plus its position (positions in a record stay far below 2**32).
+_DOC_SHIFT = 32
 
 # Weight of the dictionary words inside a long query word, for questions.
 SUBWORD_BOOST = 0.3
@@ -179,8 +182,12 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
             weighting = context.weighting if context is not None else searcher.weighting
             lists = [term_scores(searcher, weighting, fieldname, field.to_bytes(w), self.clock) for w in distinct]
             if all(found is not None for found in lists):
-                found = set(lists[0][0]).intersection(*(ids for ids, _ in lists[1:]))
-                candidates = sorted(found & only if only is not None else found)
+                if only is not None and len(only) < len(lists[0][0]):
+                    found = shared_ids(only, [ids for ids, _ in lists])
+                else:
+                    found = shared_ids(lists[0][0], [ids for ids, _ in lists[1:]])
+                    found = found if only is None else found & only
+                candidates = sorted(found)
                 if not candidates:
                     return matching.NullMatcher()
         index = {w: i for i, w in enumerate(distinct)}
@@ -210,42 +217,51 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
     ) -> Any:
         """The phrase's documents among ``candidates`` and their scores, each word's blocks read once.
 
+        Each place of the phrase (a word at an offset) says, per document,
+        where the phrase would start: ``docnum << 32`` plus the word's
+        position minus its offset. The phrase starts where every place
+        agrees, so its documents come from one set intersection per place,
+        in C, rather than a check per document in Python (several times
+        faster with thousands of candidates). Words are read rarest first,
+        and each later word only for the documents still in the running.
         The scores are the words' BM25 scores from ``lists`` (the same floats
         their matchers give), added as ``_PhraseMatcher`` adds them.
         """
         reader = searcher.reader()
-        cursors = []
-        for word in distinct:
-            postings = reader.postings(self.fieldname, field.to_bytes(word))
-            cursors.append(_Cursor(postings.child if reader.deleted_docs_set else postings))
-        counts = [slots.count(i) for i in range(len(distinct))]
-        first_offset = [slots.index(i) for i in range(len(distinct))]
-        docs: list[int] = []
-        scores: list[float] = []
         clock = self.clock
-        for docnum in candidates:
-            if clock is not None:
-                clock.tick()
-            places = [cursor.at(docnum) for cursor in cursors]
-            at = [i for i in places if i is not None]
-            if len(at) < len(places):
-                continue
-
-            def positions(leaf: int, at: list[int] = at) -> set[int]:
-                return set(decode(cursors[leaf].value(at[leaf])))
-
-            weights = [cursor.weight(i) for cursor, i in zip(cursors, at, strict=True)]
-            if _phrase_at(weights, positions, slots, first_offset, counts):
-                docs.append(docnum)
-                scores.append(
-                    float(
-                        sum(
-                            c * found[1][bisect.bisect_left(found[0], docnum)]
-                            for c, found in zip(counts, lists, strict=True)
-                        )
-                    )
-                )
-        return matching.ListMatcher(docs, weights=scores) if docs else matching.NullMatcher()
+        counts = [slots.count(i) for i in range(len(distinct))]
+        alive = candidates
+        starts: set[int] | None = None
+        for leaf, word in enumerate(distinct):
+            postings = reader.postings(self.fieldname, field.to_bytes(word))
+            cursor = _Cursor(postings.child if reader.deleted_docs_set else postings)
+            offsets = [offset for offset, slot in enumerate(slots) if slot == leaf]
+            places: list[list[int]] = [[] for _ in offsets]
+            for docnum in alive:
+                if clock is not None:
+                    clock.tick()
+                at = cursor.at(docnum)
+                if at is None:
+                    continue
+                base = docnum << _DOC_SHIFT
+                found = decode(cursor.value(at))
+                if len(offsets) == 1:
+                    places[0].extend(map((base - offsets[0]).__add__, found))
+                else:
+                    found = list(found)
+                    for keys, offset in zip(places, offsets, strict=True):
+                        keys.extend(map((base - offset).__add__, found))
+            for keys in places:
+                starts = set(keys) if starts is None else starts.intersection(keys)
+            if not starts:
+                return matching.NullMatcher()
+            if leaf < len(distinct) - 1:
+                alive = sorted(set(map(_DOC_SHIFT.__rrshift__, starts)))
+        assert starts is not None
+        docs = sorted(set(map(_DOC_SHIFT.__rrshift__, starts)))
+        weighted = list(zip(counts, lists, strict=True))
+        scores = [float(sum(c * found[1][bisect.bisect_left(found[0], d)] for c, found in weighted)) for d in docs]
+        return matching.ListMatcher(docs, weights=scores)
 
 
 class _Cursor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from whoosh import query as wq
@@ -230,6 +231,21 @@ def term_ids(searcher: Any, weighting: Any, fieldname: str, text: bytes, clock: 
     return None if found is None else found[0]
 
 
+def shared_ids(first: Iterable[int], lists: Sequence[Sequence[int]]) -> set[int]:
+    """The documents of ``first`` that are in every one of ``lists`` (each in ascending order)."""
+    found = set(first)
+    for ids in sorted(lists, key=len):
+        if not found:
+            break
+        if len(found) * 16 < len(ids):
+            # A few documents against a common word's many: look each one up instead of hashing every id.
+            end = len(ids)
+            found = {d for d in found if (at := bisect.bisect_left(ids, d)) < end and ids[at] == d}
+        else:
+            found = found.intersection(ids)  # in C
+    return found
+
+
 def _read_scores(scorer: Any, postings: Any, deleted: Any, clock: Clock | None) -> tuple[array[int], array[float]]:
     idf, k1_plus_1, norms, norm_of = scorer.idf, scorer._k1_plus_1, scorer._norms, scorer.norm
     ids: array[int] = array("i")
@@ -258,14 +274,17 @@ def _add_cached(
     ids, values = cached
     get = scores.get
     if only is not None:
-        only = only.intersection(ids)  # in C
         if len(only) * 16 < len(ids):
-            # A few wanted documents among many: look each one up (the ids are in ascending order).
+            # A few wanted documents among many: look each one up (the ids are in ascending order) rather
+            # than hash every id of a common word.
+            end = len(ids)
             for docnum in only:
                 at = bisect.bisect_left(ids, docnum)
-                value = values[at]
-                scores[docnum] = get(docnum, 0.0) + (value * boost if boost != 1.0 else value)
+                if at < end and ids[at] == docnum:
+                    value = values[at]
+                    scores[docnum] = get(docnum, 0.0) + (value * boost if boost != 1.0 else value)
             return
+        only = only.intersection(ids)  # in C
     if only is None and boost == 1.0 and not scores:
         scores.update(zip(ids, values, strict=True))  # 0.0 + x is x
         return

@@ -37,9 +37,10 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -1077,6 +1078,7 @@ class WhooshStore:
             units.limit = limit
         try:
             docnums, scores = units.matches(searcher)
+            picked: Sequence[int]
             if only or never:
                 allowed = set(docnums)
                 for q in only:
@@ -1084,15 +1086,16 @@ class WhooshStore:
                 for q in never:
                     allowed -= matching_docs(q, searcher)
                 picked = [i for i, docnum in enumerate(docnums) if docnum in allowed]
+                picked_scores = list(map(scores.__getitem__, picked))
             else:
-                picked = list(range(len(docnums)))
+                picked, picked_scores = range(len(docnums)), scores
         except TimeLimit:
             return RawPage(total=0, hits=[], partial=True)
         if len(picked) > limit:
             # The limit-th best score, then the few at or above it in order: a key call per match in
             # heapq.nlargest cost more than the search itself for a word in a third of the documents.
-            least = heapq.nlargest(limit, map(scores.__getitem__, picked))[-1]
-            picked_best = [i for i in picked if scores[i] >= least]
+            least = heapq.nlargest(limit, picked_scores)[-1]
+            picked_best: Sequence[int] = list(compress(picked, map(least.__le__, picked_scores)))
         else:
             picked_best = picked
         # Stable: equal scores keep the lower docnum first, as Whoosh's top-N collector does.
@@ -1104,7 +1107,7 @@ class WhooshStore:
             stored = searcher.stored_fields(docnums[i])
             hits.append(RawHit(_article(stored), score, tier=tier, missing=units.missing(docnums[i])))
         facets = [name for name in request.facets if name in _FACET_FIELDS]
-        matched = [docnums[i] for i in picked] if facets else []
+        matched = (docnums if isinstance(picked, range) else [docnums[i] for i in picked]) if facets else []
         counts = {name: _facet_counts(searcher, _FACET_FIELDS[name], matched) for name in facets}
         full = units.total_full if not (only or never) else len(allowed & units.full_matches())
         return RawPage(total=len(picked), hits=hits, facets=counts, total_full=full)

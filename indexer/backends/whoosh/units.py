@@ -32,6 +32,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from whoosh import query as wq
@@ -279,9 +280,7 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         self._score_rest(top, context, weighting, staged, later, tiered)
         leaves: dict[int, tuple[list[int], list[float]]] = {}
         for leaf, offset, score, count, _, kept_set, bonus, _ in staged:
-            for d in kept_set:
-                if d not in score:
-                    score[d] = 0.0
+            score.update(dict.fromkeys(kept_set.difference(score), 0.0))
             for d, value in bonus.items():
                 score[d] += value
             kept = sorted(kept_set)
@@ -291,7 +290,7 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
                 # question benchmarks, tiers put articles with more words above the one that answers).
                 weights = [count.get(d, 0) * TIER + score[d] for d in kept]
             else:
-                weights = [score[d] for d in kept]
+                weights = list(map(score.__getitem__, kept))
             leaves[id(leaf.reader())] = (kept, weights)
             self._ranked.append((offset, kept, weights))
         self._leaves = leaves
@@ -369,11 +368,14 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             values: list[float] = []
             refs: list[tuple[int, int]] = []
             for n, (_, _, score, count, _, docs, bonus, _) in enumerate(staged):
-                have = [d for d in (score.keys() | bonus.keys() if bonus else score.keys()) if d in docs]
-                values += [
-                    (count.get(d, 0) * TIER if tiered else 0) + score.get(d, 0.0) + bonus.get(d, 0.0) for d in have
-                ]
-                refs += [(n, d) for d in have]
+                have = list(filter(docs.__contains__, score.keys() | bonus.keys() if bonus else score.keys()))
+                if tiered or bonus:
+                    values += [
+                        (count.get(d, 0) * TIER if tiered else 0) + score.get(d, 0.0) + bonus.get(d, 0.0) for d in have
+                    ]
+                else:
+                    values += map(score.__getitem__, have)  # 0 + x is x; in C
+                refs += zip(repeat(n), have)
             unscored = total - len(values)
             least = heapq.nlargest(limit, values + [0.0] * min(unscored, limit))[-1]
             # A margin for rounding: a document that could tie is kept.
