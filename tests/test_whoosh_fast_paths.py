@@ -151,3 +151,30 @@ def test_a_short_page_has_the_scores_of_the_whole_list(searcher: Searcher, q: st
         expected = whole[(page - 1) * 10 : page * 10]
         assert [h.doc.id for h in hits] == [h.doc.id for h in expected]
         assert [h.score for h in hits] == [h.score for h in expected]
+
+
+def test_blocks_read_as_whoosh_reads_them(searcher: Searcher) -> None:
+    """``read_block`` (positions unpickled through str.encode) gives every block's ids, weights and
+    positions exactly as Whoosh's own block reader does, for the terms of the body and the title."""
+    top = searcher.store._get_searcher()  # type: ignore[attr-defined]
+    checked = 0
+    for leaf, _ in top.leaf_searchers():
+        reader = leaf.reader()
+        for fieldname in ("content", "title"):
+            for text in list(reader.lexicon(fieldname))[:200]:
+                ours, theirs = reader.postings(fieldname, text), reader.postings(fieldname, text)
+                if reader.deleted_docs_set:
+                    ours, theirs = ours.child, theirs.child
+                while theirs.is_active():
+                    whoosh_scoring.read_block(ours)
+                    theirs._read_ids()
+                    ours._read_weights()
+                    theirs._read_weights()
+                    ours._read_values()
+                    theirs._read_values()
+                    assert (ours._ids, ours._weights, ours._values) == (theirs._ids, theirs._weights, theirs._values)
+                    assert all(type(v) is bytes for v in ours._values)
+                    checked += 1
+                    ours._next_block()
+                    theirs._next_block()
+    assert checked > 100

@@ -35,7 +35,7 @@ from ...analysis import han_bigrams, identifier_pieces, subwords
 from ...plan import MatchPlan, plan_match, plan_text, question_min_match
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
-from .scoring import CACHE_MIN_POSTINGS, AnyTerm, shared_ids, term_scores
+from .scoring import CACHE_MIN_POSTINGS, AnyTerm, read_block, shared_ids, term_scores
 from .units import MatchUnits, UnitQuery
 
 # A phrase start is keyed as docnum << _DOC_SHIFT plus its position (positions in a record stay far below 2**32).
@@ -282,7 +282,7 @@ class _Cursor:
                 return None
             p._goto(p._nextoffset)
         if p._ids is None:
-            p._read_ids()
+            read_block(p)
         i = bisect.bisect_left(p._ids, docnum)
         return i if i < len(p._ids) and p._ids[i] == docnum else None
 
@@ -849,7 +849,7 @@ def _term_docs(q: Any, searcher: Any) -> set[int]:
         local: set[int] = set()
         if hasattr(postings, "_read_ids"):
             while postings.is_active():
-                postings._read_ids()
+                read_block(postings)
                 local.update(postings._ids)
                 postings._next_block()
         else:

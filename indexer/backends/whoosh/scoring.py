@@ -10,8 +10,11 @@ once per open searcher. Scores are identical to ``whoosh.scoring.BM25F``.
 from __future__ import annotations
 
 import bisect
+import zlib
 from array import array
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
+from pickle import loads
 from typing import TYPE_CHECKING, Any
 
 from whoosh import query as wq
@@ -24,6 +27,29 @@ if TYPE_CHECKING:
 # Where the normalisations of one leaf searcher live (one array per field and parameters).
 _CACHE_ATTR = "_zhsearch_length_norms"
 _UNSET = -1.0
+
+
+# Whoosh 3 pickles each postings block (ids, weights, values) with protocol 2, which writes every bytes
+# value (a document's positions) as a call to _codecs.encode(text, "latin1"); with positions that call
+# is most of the time of reading a block. str.encode makes the same bytes three times faster, so a
+# block is unpickled with the global renamed to it (the name occurs once per block: later values refer
+# to it by memo). Measured on a 128-posting block of a common word: 155 -> 90 us.
+_CODECS_ENCODE = b"c_codecs\nencode\n"
+_STR_ENCODE = b"c" + __name__.encode("ascii") + b"\n_latin1\n"
+_latin1 = str.encode
+
+
+def read_block(postings: Any) -> None:
+    """Read the current block of Whoosh 3 postings, as its ``_read_ids`` does: the same data, faster."""
+    if postings._data is None:
+        data = postings._postfile.get(postings._dataoffset, postings._nextoffset - postings._dataoffset)
+        if postings._compression:
+            data = zlib.decompress(data)
+        postings._data = loads(data.replace(_CODECS_ENCODE, _STR_ENCODE, 1))
+    if postings._ids is None:
+        ids = postings._data[0]
+        # Whoosh's delta_decode is a Python generator; accumulate sums the same deltas in C.
+        postings._ids = ids if postings._byteids else tuple(accumulate(ids))
 
 
 class CachedBM25F(scoring.BM25F):  # type: ignore[misc]
@@ -151,7 +177,7 @@ def add_term_scores(
                 postings._next_block()
                 continue
             at = bisect.bisect_right(wanted, postings._maxid, at)
-        postings._read_ids()
+        read_block(postings)
         postings._read_weights()
         for docnum, weight in zip(postings._ids, postings._weights, strict=True):
             if (deleted and docnum in deleted) or (only is not None and docnum not in only):
@@ -253,7 +279,7 @@ def _read_scores(scorer: Any, postings: Any, deleted: Any, clock: Clock | None) 
     while postings.is_active():
         if clock is not None:
             clock.check()
-        postings._read_ids()
+        read_block(postings)
         postings._read_weights()
         for docnum, weight in zip(postings._ids, postings._weights, strict=True):
             if deleted and docnum in deleted:

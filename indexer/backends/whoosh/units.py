@@ -32,7 +32,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any
 
 from whoosh import query as wq
@@ -280,17 +280,17 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         self._score_rest(top, context, weighting, staged, later, tiered)
         leaves: dict[int, tuple[list[int], list[float]]] = {}
         for leaf, offset, score, count, _, kept_set, bonus, _ in staged:
-            score.update(dict.fromkeys(kept_set.difference(score), 0.0))
+            # A document kept through an extra alone has no score of its own: 0.0 (0.0 + x is x).
             for d, value in bonus.items():
-                score[d] += value
+                score[d] = score.get(d, 0.0) + value
             kept = sorted(kept_set)
             if tiered:
                 # Without filling, every document kept is a full match: the scores stay plain BM25. A
                 # question's page ranks by score alone: its full matches are a count, not a tier (on the
                 # question benchmarks, tiers put articles with more words above the one that answers).
-                weights = [count.get(d, 0) * TIER + score[d] for d in kept]
+                weights = [count.get(d, 0) * TIER + score.get(d, 0.0) for d in kept]
             else:
-                weights = list(map(score.__getitem__, kept))
+                weights = list(map(score.get, kept, repeat(0.0)))  # in C
             leaves[id(leaf.reader())] = (kept, weights)
             self._ranked.append((offset, kept, weights))
         self._leaves = leaves
@@ -380,7 +380,7 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             least = heapq.nlargest(limit, values + [0.0] * min(unscored, limit))[-1]
             # A margin for rounding: a document that could tie is kept.
             least -= 1e-9 * abs(least) + rest * (1 + 1e-9)
-            reach = [i for i, value in enumerate(values) if value >= least]
+            reach = list(compress(range(len(values)), map(least.__le__, values)))
             if len(reach) > cap:
                 reach = heapq.nlargest(cap, reach, key=values.__getitem__)
             if len(reach) + (unscored if least <= 0 else 0) < total:
@@ -416,7 +416,7 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         docnums: list[int] = []
         scores: list[float] = []
         for offset, kept, weights in self._ranked:
-            docnums.extend([offset + d for d in kept] if offset else kept)
+            docnums.extend(map(offset.__add__, kept) if offset else kept)
             scores.extend(weights)
         return docnums, scores
 
