@@ -103,3 +103,37 @@ def test_the_page_shows_the_group_and_the_address(dup_client: FlaskClient) -> No
     # The folded articles open their own pages from under the one listed.
     assert html.count('<details class="similar">') == 1
     assert html.count("/doc/k8s-") >= 4
+
+
+def test_a_collection_of_copies_is_paged_in_one_search(tmp_path: Path) -> None:
+    """Where most hits are copies, the searcher widens its first window from what it has seen, so a
+    page needs one search of the index, not one per doubling; the pages are those of a fresh searcher."""
+    import json
+
+    from indexer import build_index
+
+    lines = []
+    for n in range(30):
+        body = f"第{n}篇：容器编排系统的调度器把工作负载放到节点上，编号{n * 7919}。"
+        lines += [json.dumps({"id": f"a{n}-{copy}", "title": f"调度器笔记{n}", "body": body}) for copy in range(4)]
+    (tmp_path / "copies.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    build_index([tmp_path / "copies.jsonl"], tmp_path / "index")
+    fresh_pages = {}
+    for size in (20, 25):
+        fresh = Searcher(tmp_path / "index")
+        fresh_pages[size] = [h.id for h in fresh.search("调度器", size=size).hits]
+        fresh.close()
+    s = Searcher(tmp_path / "index")
+    searches: list[int] = []
+    real = s.store.search
+    s.store.search = lambda request: searches.append(request.size) or real(request)  # type: ignore[method-assign]
+    s.search("调度器", size=20)
+    assert len(searches) > 1  # a fresh searcher reads 50 hits first: 13 distinct, short of 20
+    for _ in range(8):
+        s.search("工作负载", size=10)
+    for size in (20, 25):
+        searches.clear()
+        page = s.search("调度器", size=size)
+        assert len(searches) == 1, searches
+        assert [h.id for h in page.hits] == fresh_pages[size]
+    s.close()
