@@ -39,7 +39,7 @@ from whoosh import query as wq
 from whoosh.matching import ListMatcher, NullMatcher, WrappingMatcher
 
 from ...plan import QUESTION_FILL_BELOW
-from .scoring import CachedBM25F, add_term_scores, term_ids
+from .scoring import CachedBM25F, add_term_scores, term_ids, term_scores
 
 # A unit written another way than typed (软体 for 软件, the other region's word) scores this much of
 # the same match as typed: the word as typed is the surer sign of what the user meant.
@@ -88,17 +88,19 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         self._counted = [u.counts for u in self.units]
         self.boost = boost
         # Set by the first call to matcher: per segment reader, the documents and their scores.
-        self._leaves: dict[int, tuple[list[int], list[float]]] | None = None
+        self._leaves: dict[int, tuple[Sequence[int], Sequence[float]]] | None = None
         # Per segment, in docnum order: its offset and each unit's scores (which units a document has).
         self._unit_leaves: list[tuple[int, list[dict[int, float]]]] = []
         # Per segment, in docnum order: its offset, the documents kept and their collected scores.
-        self._ranked: list[tuple[int, list[int], list[float]]] = []
+        self._ranked: list[tuple[int, Sequence[int], Sequence[float]]] = []
         # Per segment: its offset and how many counted units each document has.
         self._counts: list[tuple[int, Counter[int]]] = []
         # Set by the store when it reads only the best ``limit`` (with no filter to apply after): the
         # documents that cannot reach them need not be scored in full.
         self.limit: int | None = None
         self.total_full = 0
+        # True when every document kept is a full match (a query of one word): nothing to count.
+        self._all_full = False
 
     def __repr__(self) -> str:
         return f"MatchUnits({[u.label for u in self.units]!r}, min_match={self.min_match})"
@@ -144,6 +146,8 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
 
         A question's full match may lack some of its words: it has enough of them.
         """
+        if self._all_full:
+            return ()
         mask = 0
         at = bisect.bisect_right([offset for offset, _ in self._unit_leaves], docnum) - 1
         if at >= 0:
@@ -176,6 +180,8 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
         weighting = context.weighting if context is not None else top.weighting
         required = [i for i, unit in enumerate(self.units) if unit.required]
         leaf_list = list(top.leaf_searchers())
+        if self._prepare_one_word(leaf_list, weighting):
+            return
         # Each unit's scores per segment; a question's common words are scored later, and only where needed.
         unit_scores: list[list[dict[int, float]]] = [[{} for _ in self.units] for _ in leaf_list]
         scored = [False] * len(self.units)
@@ -278,7 +284,7 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             staged.append((leaf, offset, score, count, leaf_units, kept_set, bonus, scored_extras))
         tiered = fill and self.tiered
         self._score_rest(top, context, weighting, staged, later, tiered)
-        leaves: dict[int, tuple[list[int], list[float]]] = {}
+        leaves: dict[int, tuple[Sequence[int], Sequence[float]]] = {}
         for leaf, offset, score, count, _, kept_set, bonus, _ in staged:
             # A document kept through an extra alone has no score of its own: 0.0 (0.0 + x is x).
             for d, value in bonus.items():
@@ -294,6 +300,42 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             leaves[id(leaf.reader())] = (kept, weights)
             self._ranked.append((offset, kept, weights))
         self._leaves = leaves
+
+    def _prepare_one_word(self, leaf_list: list[tuple[Any, int]], weighting: Any) -> bool:
+        """A keyword query of one word written one way (Linux, title:Linux), prepared from its postings.
+
+        Its documents and scores are the word's list as it is (cached for a
+        common word), in docnum order: every one is a full match, so there is
+        nothing to add up or count per document. A word in a third of a
+        million documents spent most of its search on those steps. False when
+        the query is anything else.
+        """
+        if len(self.units) != 1 or self.extras or self.question_min_match is not None or self.min_match != 1:
+            return False
+        unit = self.units[0]
+        term = _plain_term(unit)
+        if not unit.counts or term is None or term.boost != 1.0 or self.boost != 1.0:
+            return False
+        found = []
+        for leaf, offset in leaf_list:
+            if term.fieldname not in leaf.schema:
+                return False
+            try:
+                text = leaf.schema[term.fieldname].to_bytes(term.text)
+            except ValueError:
+                return False
+            lists = term_scores(leaf, weighting, term.fieldname, text, getattr(term, "clock", None))
+            if lists is None:
+                return False
+            found.append((leaf, offset, lists))
+        leaves: dict[int, tuple[Sequence[int], Sequence[float]]] = {}
+        for leaf, offset, (ids, values) in found:
+            leaves[id(leaf.reader())] = (ids, values)
+            self._ranked.append((offset, ids, values))
+        self.total_full = sum(len(ids) for _, _, (ids, _) in found)
+        self._all_full = True
+        self._leaves = leaves
+        return True
 
     def _score_keywords(
         self,
@@ -422,7 +464,7 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
 
     def full_matches(self) -> set[int]:
         """The top-level docnums of the full matches (enough counted units), once prepared."""
-        if self.min_match <= 0:
+        if self.min_match <= 0 or self._all_full:
             return {offset + d for offset, kept, _ in self._ranked for d in kept}
         return {offset + d for offset, count in self._counts for d, c in count.items() if c >= self.min_match}
 
