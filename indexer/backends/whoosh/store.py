@@ -1080,12 +1080,12 @@ class WhooshStore:
             docnums, scores = units.matches(searcher)
             picked: Sequence[int]
             if only or never:
-                allowed = set(docnums)
-                for q in only:
-                    allowed &= matching_docs(q, searcher)
+                # The filters' documents (a date range's few thousand), not the matches' many, as the set.
+                filtered = [matching_docs(q, searcher) for q in only]
+                allowed = filtered[0].intersection(*filtered[1:]) if filtered else set(docnums)
                 for q in never:
                     allowed -= matching_docs(q, searcher)
-                picked = [i for i, docnum in enumerate(docnums) if docnum in allowed]
+                picked = list(compress(range(len(docnums)), map(allowed.__contains__, docnums)))
                 picked_scores = list(map(scores.__getitem__, picked))
             else:
                 picked, picked_scores = range(len(docnums)), scores
@@ -1109,7 +1109,10 @@ class WhooshStore:
         facets = [name for name in request.facets if name in _FACET_FIELDS]
         matched = (docnums if isinstance(picked, range) else [docnums[i] for i in picked]) if facets else []
         counts = {name: _facet_counts(searcher, _FACET_FIELDS[name], matched) for name in facets}
-        full = units.total_full if not (only or never) else len(allowed & units.full_matches())
+        if not (only or never):
+            full = units.total_full
+        else:
+            full = len(picked) if units.every_match_full else len(allowed & units.full_matches())
         return RawPage(total=len(picked), hits=hits, facets=counts, total_full=full)
 
     def get(self, doc_id: str) -> Article | None:

@@ -462,10 +462,18 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             scores.extend(weights)
         return docnums, scores
 
+    @property
+    def every_match_full(self) -> bool:
+        """True once prepared when every document kept is a full match (a query of one word)."""
+        return self._all_full
+
     def full_matches(self) -> set[int]:
         """The top-level docnums of the full matches (enough counted units), once prepared."""
         if self.min_match <= 0 or self._all_full:
-            return {offset + d for offset, kept, _ in self._ranked for d in kept}
+            found: set[int] = set()
+            for offset, kept, _ in self._ranked:
+                found.update(map(offset.__add__, kept) if offset else kept)
+            return found
         return {offset + d for offset, count in self._counts for d, c in count.items() if c >= self.min_match}
 
 
