@@ -253,6 +253,25 @@ def term_scores(searcher: Any, weighting: Any, fieldname: str, text: bytes, cloc
 
 def term_ids(searcher: Any, weighting: Any, fieldname: str, text: bytes, clock: Clock | None = None) -> Any:
     """The live documents of a segment with this term, ascending (see ``term_scores``)."""
+    reader = searcher.reader()
+    if (fieldname, text) in reader and reader.doc_frequency(fieldname, text) < CACHE_MIN_POSTINGS:
+        # A word not worth caching: its documents only, a block at a time in C, with no score per document.
+        postings = reader.postings(fieldname, text)
+        deleted = reader.deleted_docs_set
+        if deleted:
+            postings = postings.child
+        if isinstance(weighting, CachedBM25F) and hasattr(postings, "_read_ids"):
+            ids: array[int] = array("i")
+            while postings.is_active():
+                if clock is not None:
+                    clock.check()
+                read_block(postings)
+                if deleted:
+                    ids.extend(d for d in postings._ids if d not in deleted)
+                else:
+                    ids.extend(postings._ids)
+                postings._next_block()
+            return ids
     found = term_scores(searcher, weighting, fieldname, text, clock)
     return None if found is None else found[0]
 
@@ -300,9 +319,11 @@ def _add_cached(
     ids, values = cached
     get = scores.get
     if only is not None:
-        if len(only) * 16 < len(ids):
+        if len(only) * 16 >= len(ids):
+            only = only.intersection(ids)  # in C
+        if len(only) * 4 < len(ids):
             # A few wanted documents among many: look each one up (the ids are in ascending order) rather
-            # than hash every id of a common word.
+            # than step through every id of a common word in Python.
             end = len(ids)
             for docnum in only:
                 at = bisect.bisect_left(ids, docnum)
@@ -310,7 +331,6 @@ def _add_cached(
                     value = values[at]
                     scores[docnum] = get(docnum, 0.0) + (value * boost if boost != 1.0 else value)
             return
-        only = only.intersection(ids)  # in C
     if only is None and boost == 1.0 and not scores:
         scores.update(zip(ids, values, strict=True))  # 0.0 + x is x
         return

@@ -1095,7 +1095,7 @@ class WhooshStore:
             # The limit-th best score, then the few at or above it in order: a key call per match in
             # heapq.nlargest cost more than the search itself for a word in a third of the documents.
             least = heapq.nlargest(limit, picked_scores)[-1]
-            picked_best: Sequence[int] = list(compress(picked, map(least.__le__, picked_scores)))
+            picked_best: Sequence[int] = [i for i, score in zip(picked, picked_scores, strict=True) if score >= least]
         else:
             picked_best = picked
         # Stable: equal scores keep the lower docnum first, as Whoosh's top-N collector does.

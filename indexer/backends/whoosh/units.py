@@ -32,7 +32,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import compress, repeat
+from itertools import repeat
 from typing import Any
 
 from whoosh import query as wq
@@ -422,7 +422,7 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
             least = heapq.nlargest(limit, values + [0.0] * min(unscored, limit))[-1]
             # A margin for rounding: a document that could tie is kept.
             least -= 1e-9 * abs(least) + rest * (1 + 1e-9)
-            reach = list(compress(range(len(values)), map(least.__le__, values)))
+            reach = [i for i, value in enumerate(values) if value >= least]
             if len(reach) > cap:
                 reach = heapq.nlargest(cap, reach, key=values.__getitem__)
             if len(reach) + (unscored if least <= 0 else 0) < total:
