@@ -145,6 +145,11 @@ def add_term_scores(
         text = field.to_bytes(q.text)
     except ValueError:
         return True
+    boost = q.boost
+    cached = _cache_get(searcher, (q.fieldname, text))
+    if cached is not None:
+        _add_cached(scores, cached, boost, only)
+        return True
     reader = searcher.reader()
     if (q.fieldname, text) not in reader:
         return True
@@ -155,7 +160,6 @@ def add_term_scores(
         postings = postings.child
     if not isinstance(scorer, _CachedBM25FScorer) or not hasattr(postings, "_read_ids"):
         return False
-    boost = q.boost
     if reader.doc_frequency(q.fieldname, text) >= CACHE_MIN_POSTINGS:
         cached = _cached_scores(searcher, scorer, postings, deleted, (q.fieldname, text), clock)
         _add_cached(scores, cached, boost, only)
@@ -208,6 +212,18 @@ class _TermCache:
         self.size = 0
 
 
+def _cache_get(searcher: Any, key: tuple[str, bytes]) -> tuple[array[int], array[float]] | None:
+    """The term's cached scores in this segment, if they are in the cache (before any reading of the term)."""
+    cache: _TermCache | None = searcher.get_parent().__dict__.get(_TERM_CACHE_ATTR)
+    if cache is None:
+        return None
+    entry = (id(searcher), *key)
+    found = cache.entries.pop(entry, None)
+    if found is not None:
+        cache.entries[entry] = found  # the most recently used last
+    return found
+
+
 def _cached_scores(
     searcher: Any, scorer: Any, postings: Any, deleted: Any, key: tuple[str, bytes], clock: Clock | None
 ) -> tuple[array[int], array[float]]:
@@ -233,11 +249,14 @@ def term_scores(searcher: Any, weighting: Any, fieldname: str, text: bytes, cloc
     Kept in the cache for a common term. None when the postings are not
     Whoosh 3 blocks scored by ``CachedBM25F``.
     """
+    if not isinstance(weighting, CachedBM25F):
+        return None
+    cached = _cache_get(searcher, (fieldname, text))
+    if cached is not None:
+        return cached
     reader = searcher.reader()
     if (fieldname, text) not in reader:
         return array("i"), array("d")
-    if not isinstance(weighting, CachedBM25F):
-        return None
     scorer = weighting.scorer(searcher, fieldname, text)
     postings = reader.postings(fieldname, text)
     deleted = reader.deleted_docs_set
