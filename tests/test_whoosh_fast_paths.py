@@ -41,8 +41,8 @@ def _build(tmp_path_factory: pytest.TempPathFactory, deleted: int = 0) -> Search
 
 @pytest.fixture(autouse=True, params=["stock", "term-cache"])
 def term_cache(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test also with every word's scores cached (the cache holds words in 1,000 documents and
-    more, which these 400 have none of), in a cache small enough to drop some of them as it goes."""
+    """Every test also with every word's scores and blocks cached (the caches hold words in 1,000
+    documents and more, which these 400 have none of), in caches small enough to drop some as they go."""
     if request.param == "stock":
         yield
         return
@@ -50,6 +50,9 @@ def term_cache(request: pytest.FixtureRequest) -> Iterator[None]:
         for module in (whoosh_scoring, whoosh_query):
             patch.setattr(module, "CACHE_MIN_POSTINGS", 1)
         patch.setattr(whoosh_scoring, "CACHE_POSTINGS", 300)
+        # Phrases' blocks too: directories and decoded blocks kept, and dropped as the small budgets fill.
+        patch.setattr(whoosh_scoring, "BLOCK_CACHE_POSTINGS", 300)
+        patch.setattr(whoosh_scoring, "BLOCK_DIRECTORIES", 5)
         yield
 
 
@@ -178,3 +181,32 @@ def test_blocks_read_as_whoosh_reads_them(searcher: Searcher) -> None:
                     ours._next_block()
                     theirs._next_block()
     assert checked > 100
+
+
+def test_phrases_read_from_kept_blocks_match_whoosh(searcher: Searcher) -> None:
+    """Phrases of the commonest words (several postings blocks each), matched twice on one searcher:
+    the second time through the blocks' directories and decoded blocks kept by the first (with the
+    term-cache parameter; stock, by Whoosh's leapfrog). Documents and scores are Whoosh's Phrase's."""
+    from whoosh import query as wq
+
+    top = searcher.store._get_searcher()  # type: ignore[attr-defined]
+    reader = top.reader()
+    common = sorted(reader.lexicon("content"), key=lambda t: -reader.doc_frequency("content", t))[:4]
+    words = [t.decode("utf-8") for t in common]
+    assert reader.doc_frequency("content", common[0]) > 128  # more than one block
+    phrases = [[words[0], words[1]], [words[1], words[0]], [words[2], words[0], words[3]], [words[0], words[0]]]
+    ours = WhooshSearcher(reader, weighting=whoosh_scoring.CachedBM25F(B=0.75, K1=1.2), closereader=False)
+    plain = WhooshSearcher(reader, weighting=scoring.BM25F(B=0.75, K1=1.2), closereader=False)
+    try:
+        matched = 0
+        for _ in range(2):
+            for phrase in phrases:
+                got = {h["id"]: h.score for h in ours.search(whoosh_query.ExactPhrase("content", phrase), limit=None)}
+                want = {h["id"]: h.score for h in plain.search(wq.Phrase("content", phrase), limit=None)}
+                assert got.keys() == want.keys()
+                assert all(got[k] == pytest.approx(want[k], rel=1e-9) for k in got)
+                matched += len(got)
+        assert matched
+    finally:
+        ours.close()
+        plain.close()

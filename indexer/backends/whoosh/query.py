@@ -35,7 +35,7 @@ from ...analysis import han_bigrams, identifier_pieces, subwords
 from ...plan import MatchPlan, plan_match, plan_text, question_min_match
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
-from .scoring import CACHE_MIN_POSTINGS, AnyTerm, read_block, shared_ids, term_scores
+from .scoring import CACHE_MIN_POSTINGS, AnyTerm, TermBlocks, read_block, shared_ids, term_blocks, term_scores
 from .units import MatchUnits, UnitQuery
 
 # A phrase start is keyed as docnum << _DOC_SHIFT plus its position (positions in a record stay far below 2**32).
@@ -233,8 +233,10 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
         alive = candidates
         starts: set[int] | None = None
         for leaf, word in enumerate(distinct):
-            postings = reader.postings(self.fieldname, field.to_bytes(word))
-            cursor = _Cursor(postings.child if reader.deleted_docs_set else postings)
+            btext = field.to_bytes(word)
+            postings = reader.postings(self.fieldname, btext)
+            blocks = term_blocks(searcher, self.fieldname, btext)
+            cursor = _Cursor(postings.child if reader.deleted_docs_set else postings, blocks)
             offsets = [offset for offset, slot in enumerate(slots) if slot == leaf]
             places: list[list[int]] = [[] for _ in offsets]
             for docnum in alive:
@@ -265,26 +267,62 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
 
 
 class _Cursor:
-    """One word's postings read at ascending documents: each block's header read to skip it, its data once."""
+    """One word's postings read at ascending documents: each block's header read to skip it, its data once.
 
-    def __init__(self, postings: Any) -> None:
+    With the word's ``TermBlocks`` (a common word), a block already walked
+    past by an earlier phrase is reached directly, and a block read lately
+    comes decoded from the cache.
+    """
+
+    def __init__(self, postings: Any, blocks: TermBlocks | None = None) -> None:
         self._postings = postings
         self._done = not postings.is_active()
+        self._blocks = blocks
+        self._start = postings._baseoffset  # where the current block starts
+        if blocks is not None and not blocks.starts and not self._done:
+            blocks.starts.append(self._start)
+            blocks.maxids.append(postings._maxid)
 
     def at(self, docnum: int) -> int | None:
         """The document's place in the current block, moving forward to its block; None if it lacks the word."""
         p = self._postings
         if self._done:
             return None
-        while p._maxid < docnum:
-            if p._lastblock:
-                self._done = True
-                return None
-            p._goto(p._nextoffset)
+        if p._maxid < docnum:
+            blocks = self._blocks
+            if blocks is not None:
+                # The first known block that can hold docnum, or the last known one to walk on from.
+                i = min(bisect.bisect_left(blocks.maxids, docnum), len(blocks.starts) - 1)
+                if blocks.starts[i] > self._start:
+                    self._start = blocks.starts[i]
+                    p._goto(self._start)
+            while p._maxid < docnum:
+                if p._lastblock:
+                    self._done = True
+                    return None
+                self._start = p._nextoffset
+                p._goto(self._start)
+                if blocks is not None and self._start > blocks.starts[-1]:
+                    blocks.starts.append(self._start)
+                    blocks.maxids.append(p._maxid)
         if p._ids is None:
-            read_block(p)
+            self._read()
         i = bisect.bisect_left(p._ids, docnum)
         return i if i < len(p._ids) and p._ids[i] == docnum else None
+
+    def _read(self) -> None:
+        p = self._postings
+        blocks = self._blocks
+        if blocks is None:
+            read_block(p)
+            return
+        found = blocks.decoded(self._start)
+        if found is not None:
+            p._ids, p._values = found
+            return
+        read_block(p)
+        p._read_values()
+        blocks.keep(self._start, p._ids, p._values)
 
     def weight(self, i: int) -> float:
         """The term's frequency in the document at place ``i`` of the current block."""

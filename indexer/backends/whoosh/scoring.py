@@ -212,6 +212,72 @@ class _TermCache:
         self.size = 0
 
 
+# A phrase reads a common word's positions a block at a time, for the documents that have its other
+# words. What a common word's blocks are (where each starts, its last docnum) is kept once walked, so
+# later phrases jump to the block they need; the blocks read most recently are kept decoded, at most
+# BLOCK_CACHE_POSTINGS postings over the whole index (about 90 bytes each: 45 MB), the least recently
+# used dropped first. Kept for words in CACHE_MIN_POSTINGS documents or more, at most BLOCK_DIRECTORIES.
+BLOCK_CACHE_POSTINGS = 500_000
+BLOCK_DIRECTORIES = 20_000
+_BLOCKS_ATTR = "_zhsearch_term_blocks"
+
+
+class TermBlocks:
+    """One word's postings blocks in one segment, as far as they have been walked, and its decoded blocks."""
+
+    def __init__(self, cache: _BlockCache, key: tuple[int, str, bytes]) -> None:
+        self.starts: list[int] = []  # each block's offset in the postings file, ascending
+        self.maxids: list[int] = []  # each block's last docnum
+        self._cache = cache
+        self._key = key
+
+    def decoded(self, start: int) -> tuple[Sequence[int], Sequence[bytes]] | None:
+        """The ids and encoded positions of the block at ``start``, if kept."""
+        return self._cache.get((*self._key, start))
+
+    def keep(self, start: int, ids: Sequence[int], values: Sequence[bytes]) -> None:
+        """Keep a block's decoded ids and positions."""
+        self._cache.put((*self._key, start), (ids, values))
+
+
+class _BlockCache:
+    def __init__(self) -> None:
+        self.directories: dict[tuple[int, str, bytes], TermBlocks] = {}
+        self.blocks: dict[tuple[int, str, bytes, int], tuple[Sequence[int], Sequence[bytes]]] = {}
+        self.size = 0
+
+    def get(self, key: tuple[int, str, bytes, int]) -> tuple[Sequence[int], Sequence[bytes]] | None:
+        found = self.blocks.pop(key, None)
+        if found is not None:
+            self.blocks[key] = found  # the most recently used last
+        return found
+
+    def put(self, key: tuple[int, str, bytes, int], block: tuple[Sequence[int], Sequence[bytes]]) -> None:
+        if key in self.blocks:
+            return
+        self.blocks[key] = block
+        self.size += len(block[0])
+        while self.size > BLOCK_CACHE_POSTINGS and self.blocks:
+            oldest = next(iter(self.blocks))
+            self.size -= len(self.blocks.pop(oldest)[0])
+
+
+def term_blocks(searcher: Any, fieldname: str, text: bytes) -> TermBlocks | None:
+    """What is known of a common word's postings blocks in this segment; None for a word below the threshold."""
+    reader = searcher.reader()
+    if (fieldname, text) not in reader or reader.doc_frequency(fieldname, text) < CACHE_MIN_POSTINGS:
+        return None
+    cache: _BlockCache = searcher.get_parent().__dict__.setdefault(_BLOCKS_ATTR, _BlockCache())
+    key = (id(searcher), fieldname, text)
+    found = cache.directories.pop(key, None)
+    if found is None:
+        found = TermBlocks(cache, key)
+        while len(cache.directories) >= BLOCK_DIRECTORIES:
+            del cache.directories[next(iter(cache.directories))]
+    cache.directories[key] = found  # the most recently used last
+    return found
+
+
 def _cache_get(searcher: Any, key: tuple[str, bytes]) -> tuple[array[int], array[float]] | None:
     """The term's cached scores in this segment, if they are in the cache (before any reading of the term)."""
     cache: _TermCache | None = searcher.get_parent().__dict__.get(_TERM_CACHE_ATTR)
