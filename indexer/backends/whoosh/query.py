@@ -239,14 +239,11 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
             cursor = _Cursor(postings.child if reader.deleted_docs_set else postings, blocks)
             offsets = [offset for offset, slot in enumerate(slots) if slot == leaf]
             places: list[list[int]] = [[] for _ in offsets]
-            for docnum in alive:
+            for docnum, value in cursor.values(alive):
                 if clock is not None:
                     clock.tick()
-                at = cursor.at(docnum)
-                if at is None:
-                    continue
                 base = docnum << _DOC_SHIFT
-                found = decode(cursor.value(at))
+                found = decode(value)
                 if len(offsets) == 1:
                     places[0].extend(map((base - offsets[0]).__add__, found))
                 else:
@@ -309,6 +306,28 @@ class _Cursor:
             self._read()
         i = bisect.bisect_left(p._ids, docnum)
         return i if i < len(p._ids) and p._ids[i] == docnum else None
+
+    def values(self, docnums: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+        """Each of ``docnums`` (ascending) that has the word, with its encoded positions."""
+        p = self._postings
+        ids: Any = None
+        for docnum in docnums:
+            if ids is None or p._maxid < docnum:
+                # Another block (or none left): moved to and read as ``at`` does.
+                i = self.at(docnum)
+                if self._done:
+                    return
+                ids = p._ids
+                if i is None:
+                    continue
+            else:
+                # In the block already read: a lookup in C, no method call.
+                i = bisect.bisect_left(ids, docnum)
+                if i == len(ids) or ids[i] != docnum:
+                    continue
+            if p._values is None:
+                p._read_values()
+            yield docnum, p._values[i]
 
     def _read(self) -> None:
         p = self._postings

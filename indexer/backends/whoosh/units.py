@@ -363,16 +363,25 @@ class MatchUnits(wq.Query):  # type: ignore[misc]
                 per_unit[i] = _unit_scores(self.units[i], leaf, context, weighting)
             scored[i] = True
         full = 0
+        withins = []
         for per_unit, (leaf, _) in zip(unit_scores, leaf_list, strict=True):
             within = set(per_unit[words[0]]).intersection(*(per_unit[i].keys() for i in words[1:]))
             for i in phrases:
                 per_unit[i] = _unit_scores(self.units[i], leaf, context, weighting, within) if within else {}
                 within &= per_unit[i].keys()
             full += len(within)
+            withins.append(within)
         if self.fill_below and full < self.fill_below:
             for per_unit, (leaf, _) in zip(unit_scores, leaf_list, strict=True):
                 for i in phrases:
                     per_unit[i] = _unit_scores(self.units[i], leaf, context, weighting)
+        else:
+            # No page to fill: the matches are the documents with every unit, so the words' other
+            # documents (Linux's tens of thousands for Linux 4.4) need not be added up and counted.
+            for per_unit, within in zip(unit_scores, withins, strict=True):
+                for i in words:
+                    if len(per_unit[i]) > len(within):
+                        per_unit[i] = {d: per_unit[i][d] for d in within}
         for i in phrases:
             scored[i] = True
 
