@@ -53,6 +53,7 @@ def term_cache(request: pytest.FixtureRequest) -> Iterator[None]:
         patch.setattr(whoosh_scoring, "CACHE_PER_DOCUMENT", 0)
         # Phrases' blocks too: directories and decoded blocks kept, and dropped as the small budgets fill.
         patch.setattr(whoosh_scoring, "BLOCK_CACHE_POSTINGS", 300)
+        patch.setattr(whoosh_scoring, "BLOCK_CACHE_PER_DOCUMENT", 0)
         patch.setattr(whoosh_scoring, "BLOCK_DIRECTORIES", 5)
         yield
 
