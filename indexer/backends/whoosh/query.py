@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import copy
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import accumulate
@@ -276,9 +277,8 @@ class _Cursor:
         self._done = not postings.is_active()
         self._blocks = blocks
         self._start = postings._baseoffset  # where the current block starts
-        if blocks is not None and not blocks.starts and not self._done:
-            blocks.starts.append(self._start)
-            blocks.maxids.append(postings._maxid)
+        if blocks is not None and not self._done:
+            blocks.learn(self._start, postings._maxid)
 
     def at(self, docnum: int) -> int | None:
         """The document's place in the current block, moving forward to its block; None if it lacks the word."""
@@ -289,19 +289,18 @@ class _Cursor:
             blocks = self._blocks
             if blocks is not None:
                 # The first known block that can hold docnum, or the last known one to walk on from.
-                i = min(bisect.bisect_left(blocks.maxids, docnum), len(blocks.starts) - 1)
-                if blocks.starts[i] > self._start:
-                    self._start = blocks.starts[i]
-                    p._goto(self._start)
+                start = blocks.block_for(docnum)
+                if start is not None and start > self._start:
+                    self._start = start
+                    p._goto(start)
             while p._maxid < docnum:
                 if p._lastblock:
                     self._done = True
                     return None
                 self._start = p._nextoffset
                 p._goto(self._start)
-                if blocks is not None and self._start > blocks.starts[-1]:
-                    blocks.starts.append(self._start)
-                    blocks.maxids.append(p._maxid)
+                if blocks is not None:
+                    blocks.learn(self._start, p._maxid)
         if p._ids is None:
             self._read()
         i = bisect.bisect_left(p._ids, docnum)
@@ -851,6 +850,51 @@ def _is_filter(q: Any, schema: Any) -> bool:
     if isinstance(q, wq.And | wq.Or):
         return all(_is_filter(c, schema) for c in q.subqueries)
     return False
+
+
+# A filter's documents (a date range is hundreds of terms; title:Linux a list of hundreds of thousands
+# at 1,000,000 documents) are kept for the life of the searcher, as Lucene's query cache keeps filters:
+# at most FILTER_CACHE_DOCS document numbers over FILTER_CACHE_ENTRIES filters, 4 bytes each, the least
+# recently used dropped first.
+FILTER_CACHE_DOCS = 4_000_000
+FILTER_CACHE_ENTRIES = 256
+_FILTER_CACHE_ATTR = "_zhsearch_filters"
+
+
+class _FilterCache:
+    # Like everything kept on a searcher, used by one search at a time: the server runs one request at a
+    # time per worker, since Whoosh's file reads are not safe from two threads (see indexer/server.py).
+    def __init__(self) -> None:
+        self.entries: dict[str, array[int]] = {}
+        self.held = 0
+
+    def get(self, key: str) -> array[int] | None:
+        found = self.entries.pop(key, None)
+        if found is not None:
+            self.entries[key] = found  # the most recently used last
+        return found
+
+    def put(self, key: str, docs: array[int]) -> None:
+        if len(docs) > FILTER_CACHE_DOCS or key in self.entries:
+            return
+        while self.entries and (self.held + len(docs) > FILTER_CACHE_DOCS or len(self.entries) >= FILTER_CACHE_ENTRIES):
+            self.held -= len(self.entries.pop(next(iter(self.entries))))
+        self.entries[key] = docs
+        self.held += len(docs)
+
+
+def filter_docs(q: Any, searcher: Any) -> set[int]:
+    """``matching_docs`` of a filter or an excluded query, kept on the top searcher for the next search."""
+    if isinstance(q, MatchUnits):
+        return matching_docs(q, searcher)
+    cache: _FilterCache = searcher.__dict__.setdefault(_FILTER_CACHE_ATTR, _FilterCache())
+    key = repr(q)
+    found = cache.get(key)
+    if found is not None:
+        return set(found)
+    docs = matching_docs(q, searcher)
+    cache.put(key, array("i", sorted(docs)))
+    return docs
 
 
 def matching_docs(q: Any, searcher: Any) -> set[int]:

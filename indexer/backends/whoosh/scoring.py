@@ -235,10 +235,22 @@ class TermBlocks:
     """One word's postings blocks in one segment, as far as they have been walked, and its decoded blocks."""
 
     def __init__(self, cache: _BlockCache, key: tuple[int, str, bytes]) -> None:
-        self.starts: list[int] = []  # each block's offset in the postings file, ascending
-        self.maxids: list[int] = []  # each block's last docnum
+        self._starts: list[int] = []  # each block's offset in the postings file, ascending
+        self._maxids: list[int] = []  # each block's last docnum
         self._cache = cache
         self._key = key
+
+    def learn(self, start: int, maxid: int) -> None:
+        """Note the block at ``start`` (ending at ``maxid``) when it is the next one after those known."""
+        if not self._starts or start > self._starts[-1]:
+            self._starts.append(start)
+            self._maxids.append(maxid)
+
+    def block_for(self, docnum: int) -> int | None:
+        """Where the first known block that can hold ``docnum`` starts, else the last known one; None if none."""
+        if not self._starts:
+            return None
+        return self._starts[min(bisect.bisect_left(self._maxids, docnum), len(self._starts) - 1)]
 
     def decoded(self, start: int) -> tuple[Sequence[int], Sequence[bytes]] | None:
         """The ids and encoded positions of the block at ``start``, if kept."""
@@ -278,9 +290,9 @@ def term_blocks(searcher: Any, fieldname: str, text: bytes) -> TermBlocks | None
     if (fieldname, text) not in reader or reader.doc_frequency(fieldname, text) < CACHE_MIN_POSTINGS:
         return None
     top = searcher.get_parent()
-    cache: _BlockCache | None = top.__dict__.get(_BLOCKS_ATTR)
-    if cache is None:
-        cache = top.__dict__[_BLOCKS_ATTR] = _BlockCache(top.doc_count_all())
+    cache: _BlockCache = top.__dict__.get(_BLOCKS_ATTR) or top.__dict__.setdefault(
+        _BLOCKS_ATTR, _BlockCache(top.doc_count_all())
+    )
     key = (id(searcher), fieldname, text)
     found = cache.directories.pop(key, None)
     if found is None:

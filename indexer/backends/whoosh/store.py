@@ -88,7 +88,7 @@ from ...schema import (
     URL,
 )
 from ...store import IndexInfo, RawHit, RawPage, SearchRequest
-from .query import compile_request_query, find_units, matching_docs, units_and_filters
+from .query import compile_request_query, filter_docs, find_units, units_and_filters
 from .schema import build_schema
 from .scoring import CachedBM25F
 from .units import MatchUnits
@@ -1081,10 +1081,10 @@ class WhooshStore:
             picked: Sequence[int]
             if only or never:
                 # The filters' documents (a date range's few thousand), not the matches' many, as the set.
-                filtered = [matching_docs(q, searcher) for q in only]
+                filtered = [filter_docs(q, searcher) for q in only]
                 allowed = filtered[0].intersection(*filtered[1:]) if filtered else set(docnums)
                 for q in never:
-                    allowed -= matching_docs(q, searcher)
+                    allowed -= filter_docs(q, searcher)
                 picked = list(compress(range(len(docnums)), map(allowed.__contains__, docnums)))
                 picked_scores = list(map(scores.__getitem__, picked))
             else:
