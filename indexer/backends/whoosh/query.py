@@ -239,23 +239,26 @@ class ExactPhrase(wq.Phrase):  # type: ignore[misc]
             blocks = term_blocks(searcher, self.fieldname, btext)
             cursor = _Cursor(postings.child if reader.deleted_docs_set else postings, blocks)
             offsets = [offset for offset, slot in enumerate(slots) if slot == leaf]
-            places: list[list[int]] = [[] for _ in offsets]
+            keys: list[int] = []
             for docnum, value in cursor.values(alive):
                 if clock is not None:
                     clock.tick()
-                base = docnum << _DOC_SHIFT
-                found = decode(value)
-                if len(offsets) == 1:
-                    places[0].extend(map((base - offsets[0]).__add__, found))
+                keys.extend(map((docnum << _DOC_SHIFT).__add__, decode(value)))
+            present = set(keys)
+            for offset in offsets:
+                # A word repeated (的的的…) has a place per repetition: once few starts are left, each is
+                # looked up rather than every occurrence shifted again.
+                if clock is not None:
+                    clock.check()
+                if starts is None:
+                    starts = set(map((-offset).__add__, present)) if offset else present
+                elif len(starts) * 4 < len(present):
+                    starts = {start for start in starts if start + offset in present}
                 else:
-                    found = list(found)
-                    for keys, offset in zip(places, offsets, strict=True):
-                        keys.extend(map((base - offset).__add__, found))
-            for keys in places:
-                starts = set(keys) if starts is None else starts.intersection(keys)
-            if not starts:
-                return matching.NullMatcher()
-            if leaf < len(distinct) - 1:
+                    starts = starts.intersection(map((-offset).__add__, present))
+                if not starts:
+                    return matching.NullMatcher()
+            if leaf < len(distinct) - 1 and starts is not None:
                 alive = sorted(set(map(_DOC_SHIFT.__rrshift__, starts)))
         assert starts is not None
         docs = sorted(set(map(_DOC_SHIFT.__rrshift__, starts)))
