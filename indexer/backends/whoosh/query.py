@@ -345,20 +345,6 @@ class _Cursor:
         p._read_values()
         blocks.keep(self._start, p._ids, p._values)
 
-    def weight(self, i: int) -> float:
-        """The term's frequency in the document at place ``i`` of the current block."""
-        p = self._postings
-        if p._weights is None:
-            p._read_weights()
-        return float(p._weights[i])
-
-    def value(self, i: int) -> bytes:
-        """The encoded positions of the document at place ``i`` of the current block."""
-        p = self._postings
-        if p._values is None:
-            p._read_values()
-        return bytes(p._values[i])
-
 
 def _phrase_at(
     weights: list[float],
