@@ -36,7 +36,7 @@ from ...analysis import han_bigrams, identifier_pieces, subwords
 from ...plan import MatchPlan, plan_match, plan_text, question_min_match
 from ...query import And, DateRange, Filter, Node, Not, Or, Phrase, Text
 from ...schema import CONTENT, CONTENT_BI, DATE, TITLE
-from .scoring import CACHE_MIN_POSTINGS, AnyTerm, TermBlocks, read_block, shared_ids, term_blocks, term_scores
+from .scoring import CACHE_MIN_POSTINGS, AnyTerm, SizedLru, TermBlocks, read_block, shared_ids, term_blocks, term_scores
 from .units import MatchUnits, UnitQuery
 
 # A phrase start is keyed as docnum << _DOC_SHIFT plus its position (positions in a record stay far below 2**32).
@@ -850,39 +850,20 @@ FILTER_CACHE_ENTRIES = 256
 _FILTER_CACHE_ATTR = "_zhsearch_filters"
 
 
-class _FilterCache:
-    # Like everything kept on a searcher, used by one search at a time: the server runs one request at a
-    # time per worker, since Whoosh's file reads are not safe from two threads (see indexer/server.py).
-    def __init__(self) -> None:
-        self.entries: dict[str, array[int]] = {}
-        self.held = 0
-
-    def get(self, key: str) -> array[int] | None:
-        found = self.entries.pop(key, None)
-        if found is not None:
-            self.entries[key] = found  # the most recently used last
-        return found
-
-    def put(self, key: str, docs: array[int]) -> None:
-        if len(docs) > FILTER_CACHE_DOCS or key in self.entries:
-            return
-        while self.entries and (self.held + len(docs) > FILTER_CACHE_DOCS or len(self.entries) >= FILTER_CACHE_ENTRIES):
-            self.held -= len(self.entries.pop(next(iter(self.entries))))
-        self.entries[key] = docs
-        self.held += len(docs)
-
-
 def filter_docs(q: Any, searcher: Any) -> set[int]:
     """``matching_docs`` of a filter or an excluded query, kept on the top searcher for the next search."""
     if isinstance(q, MatchUnits):
         return matching_docs(q, searcher)
-    cache: _FilterCache = searcher.__dict__.setdefault(_FILTER_CACHE_ATTR, _FilterCache())
+    cache = searcher.__dict__.get(_FILTER_CACHE_ATTR)
+    if cache is None:
+        cache = searcher.__dict__[_FILTER_CACHE_ATTR] = SizedLru(FILTER_CACHE_DOCS, len, FILTER_CACHE_ENTRIES)
     key = repr(q)
     found = cache.get(key)
     if found is not None:
         return set(found)
     docs = matching_docs(q, searcher)
-    cache.put(key, array("i", sorted(docs)))
+    if len(docs) <= FILTER_CACHE_DOCS:
+        cache.put(key, array("i", sorted(docs)))
     return docs
 
 

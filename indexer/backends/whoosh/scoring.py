@@ -10,12 +10,13 @@ once per open searcher. Scores are identical to ``whoosh.scoring.BM25F``.
 from __future__ import annotations
 
 import bisect
+import math
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate
 from pickle import loads
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from whoosh import query as wq
 from whoosh import scoring
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 # Where the normalisations of one leaf searcher live (one array per field and parameters).
 _CACHE_ATTR = "_zhsearch_length_norms"
 _UNSET = -1.0
+
+K = TypeVar("K")
+V = TypeVar("V")
+# A postings block as kept decoded: its document numbers and each document's encoded positions.
+_Block = tuple[Sequence[int], Sequence[bytes]]
 
 
 # Whoosh 3 pickles each postings block (ids, weights, values) with protocol 2, which writes every bytes
@@ -210,11 +216,51 @@ CACHE_PER_DOCUMENT = 12
 _TERM_CACHE_ATTR = "_zhsearch_term_scores"
 
 
-class _TermCache:
-    def __init__(self) -> None:
-        # Keyed by segment searcher, field and term.
-        self.entries: dict[tuple[int, str, bytes], tuple[array[int], array[float]]] = {}
-        self.size = 0
+class SizedLru(Generic[K, V]):
+    """A cache of the most recently used entries, their sizes adding up to at most ``budget`` (and ``entries``).
+
+    Every cache kept on a searcher is one of these. Like everything on a
+    searcher it serves one search at a time: the server runs one request at a
+    time per worker, since Whoosh's file reads are not safe from two threads
+    (see indexer/server.py).
+    """
+
+    def __init__(self, budget: float, size: Callable[[V], int] = lambda _: 1, entries: float = math.inf) -> None:
+        self._entries: dict[K, V] = {}
+        self._size = size
+        self.budget = budget
+        self.max_entries = entries
+        self.held = 0
+
+    def get(self, key: K) -> V | None:
+        """The value kept for ``key``, now the most recently used; None if not kept."""
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._entries[key] = found  # the most recently used last
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value``, dropping the least recently used entries until it fits (all of them if need be)."""
+        if key in self._entries:
+            self._entries[key] = self._entries.pop(key)
+            return
+        size = self._size(value)
+        while self._entries and (self.held + size > self.budget or len(self._entries) >= self.max_entries):
+            self.held -= self._size(self._entries.pop(next(iter(self._entries))))
+        self._entries[key] = value
+        self.held += size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _scores_cache(top: Any) -> SizedLru[tuple[int, str, bytes], tuple[array[int], array[float]]]:
+    """The common words' scores of the index ``top`` searches, keyed by segment searcher, field and term."""
+    cache: SizedLru[tuple[int, str, bytes], tuple[array[int], array[float]]] | None = top.__dict__.get(_TERM_CACHE_ATTR)
+    if cache is None:
+        budget = max(CACHE_POSTINGS, CACHE_PER_DOCUMENT * top.doc_count_all())
+        cache = top.__dict__[_TERM_CACHE_ATTR] = SizedLru(budget, lambda found: len(found[0]))
+    return cache
 
 
 # A phrase reads a common word's positions a block at a time, for the documents that have its other
@@ -234,7 +280,7 @@ _BLOCKS_ATTR = "_zhsearch_term_blocks"
 class TermBlocks:
     """One word's postings blocks in one segment, as far as they have been walked, and its decoded blocks."""
 
-    def __init__(self, cache: _BlockCache, key: tuple[int, str, bytes]) -> None:
+    def __init__(self, cache: SizedLru[tuple[int, str, bytes, int], _Block], key: tuple[int, str, bytes]) -> None:
         self._starts: list[int] = []  # each block's offset in the postings file, ascending
         self._maxids: list[int] = []  # each block's last docnum
         self._cache = cache
@@ -252,7 +298,7 @@ class TermBlocks:
             return None
         return self._starts[min(bisect.bisect_left(self._maxids, docnum), len(self._starts) - 1)]
 
-    def decoded(self, start: int) -> tuple[Sequence[int], Sequence[bytes]] | None:
+    def decoded(self, start: int) -> _Block | None:
         """The ids and encoded positions of the block at ``start``, if kept."""
         return self._cache.get((*self._key, start))
 
@@ -261,58 +307,33 @@ class TermBlocks:
         self._cache.put((*self._key, start), (ids, values))
 
 
-class _BlockCache:
-    def __init__(self, documents: int) -> None:
-        self.directories: dict[tuple[int, str, bytes], TermBlocks] = {}
-        self.blocks: dict[tuple[int, str, bytes, int], tuple[Sequence[int], Sequence[bytes]]] = {}
-        self.size = 0
-        self.budget = max(BLOCK_CACHE_POSTINGS, int(BLOCK_CACHE_PER_DOCUMENT * documents))
-
-    def get(self, key: tuple[int, str, bytes, int]) -> tuple[Sequence[int], Sequence[bytes]] | None:
-        found = self.blocks.pop(key, None)
-        if found is not None:
-            self.blocks[key] = found  # the most recently used last
-        return found
-
-    def put(self, key: tuple[int, str, bytes, int], block: tuple[Sequence[int], Sequence[bytes]]) -> None:
-        if key in self.blocks:
-            return
-        self.blocks[key] = block
-        self.size += len(block[0])
-        while self.size > self.budget and self.blocks:
-            oldest = next(iter(self.blocks))
-            self.size -= len(self.blocks.pop(oldest)[0])
-
-
 def term_blocks(searcher: Any, fieldname: str, text: bytes) -> TermBlocks | None:
     """What is known of a common word's postings blocks in this segment; None for a word below the threshold."""
     reader = searcher.reader()
     if (fieldname, text) not in reader or reader.doc_frequency(fieldname, text) < CACHE_MIN_POSTINGS:
         return None
     top = searcher.get_parent()
-    cache: _BlockCache = top.__dict__.get(_BLOCKS_ATTR) or top.__dict__.setdefault(
-        _BLOCKS_ATTR, _BlockCache(top.doc_count_all())
-    )
+    caches = top.__dict__.get(_BLOCKS_ATTR)
+    if caches is None:
+        budget = max(BLOCK_CACHE_POSTINGS, BLOCK_CACHE_PER_DOCUMENT * top.doc_count_all())
+        caches = top.__dict__[_BLOCKS_ATTR] = (
+            SizedLru(BLOCK_DIRECTORIES),  # each word's TermBlocks, counted one each
+            SizedLru(budget, lambda block: len(block[0])),  # the decoded blocks, counted in postings
+        )
+    directories: SizedLru[tuple[int, str, bytes], TermBlocks] = caches[0]
+    blocks: SizedLru[tuple[int, str, bytes, int], _Block] = caches[1]
     key = (id(searcher), fieldname, text)
-    found = cache.directories.pop(key, None)
+    found = directories.get(key)
     if found is None:
-        found = TermBlocks(cache, key)
-        while len(cache.directories) >= BLOCK_DIRECTORIES:
-            del cache.directories[next(iter(cache.directories))]
-    cache.directories[key] = found  # the most recently used last
+        found = TermBlocks(blocks, key)
+        directories.put(key, found)
     return found
 
 
 def _cache_get(searcher: Any, key: tuple[str, bytes]) -> tuple[array[int], array[float]] | None:
     """The term's cached scores in this segment, if they are in the cache (before any reading of the term)."""
-    cache: _TermCache | None = searcher.get_parent().__dict__.get(_TERM_CACHE_ATTR)
-    if cache is None:
-        return None
-    entry = (id(searcher), *key)
-    found = cache.entries.pop(entry, None)
-    if found is not None:
-        cache.entries[entry] = found  # the most recently used last
-    return found
+    cache = searcher.get_parent().__dict__.get(_TERM_CACHE_ATTR)
+    return None if cache is None else cache.get((id(searcher), *key))
 
 
 def _cached_scores(
@@ -320,18 +341,12 @@ def _cached_scores(
 ) -> tuple[array[int], array[float]]:
     """The term's BM25 score in each of the segment's live documents that has it, read once per searcher."""
     # One cache for the whole index, on the top searcher, which holds its segments' searchers.
-    top = searcher.get_parent()
-    cache: _TermCache = top.__dict__.setdefault(_TERM_CACHE_ATTR, _TermCache())
+    cache = _scores_cache(searcher.get_parent())
     entry = (id(searcher), *key)
-    found = cache.entries.pop(entry, None)
+    found = cache.get(entry)
     if found is None:
         found = _read_scores(scorer, postings, deleted, clock)
-        cache.size += len(found[0])
-        budget = max(CACHE_POSTINGS, CACHE_PER_DOCUMENT * top.doc_count_all())
-        while cache.size > budget and cache.entries:
-            oldest = next(iter(cache.entries))
-            cache.size -= len(cache.entries.pop(oldest)[0])
-    cache.entries[entry] = found  # the most recently used last
+        cache.put(entry, found)
     return found
 
 
