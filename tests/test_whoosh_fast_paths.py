@@ -87,6 +87,24 @@ def test_scores_equal_whoosh_bm25f(searcher: Searcher, q: str) -> None:
     assert page.total == len(expected)
 
 
+def test_length_norms_read_at_once_equal_whooshs(searcher: Searcher) -> None:
+    # Every document's norm comes from one read of the lengths column, equal to Whoosh's own
+    # per-document lookup, in every segment (the with-deletions index has a second one).
+    ours = searcher.store._get_searcher()  # type: ignore[attr-defined]
+    for fieldname in ("content", "content_bi", "title"):
+        avgfl = ours.avg_field_length(fieldname)
+        for leaf, _ in ours.leaf_searchers():
+            norms = whoosh_scoring._all_norms(leaf, fieldname, 0.75, 1.2, avgfl)
+            assert len(norms) == leaf.doc_count_all()
+            read = 0
+            for docnum in range(leaf.doc_count_all()):
+                length = leaf.doc_field_length(docnum, fieldname, 1)
+                if length:
+                    assert norms[docnum] == 1.2 * ((1 - 0.75) + 0.75 * length / avgfl)
+                    read += 1
+            assert read
+
+
 @pytest.mark.parametrize("q", QUERIES)
 def test_facet_counts_equal_whoosh_facets(searcher: Searcher, q: str) -> None:
     store = searcher.store
