@@ -369,9 +369,11 @@ def _best_match(matches: list[tuple[int, int, int]], text: str, columns: int) ->
                     break
             inside[matches[j][2]] += 1
             j += 1
-        key = (len(inside), sum(weight[m] for m in inside))
-        if key > best_key:
-            best_start, best_key = start, key
+        # Fewer distinct marks than the best window cannot beat it, whatever their weights.
+        if len(inside) >= best_key[0]:
+            key = (len(inside), sum(weight[m] for m in inside))
+            if key > best_key:
+                best_start, best_key = start, key
         if j > i:
             mark = matches[i][2]
             inside[mark] -= 1
