@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import errno
 import io
+import re
 import selectors
 import socket
 import sys
@@ -93,10 +94,18 @@ _EXPIRE_EVERY_S = 0.25
 _RECV_BYTES = 64 * 1024
 # The start of a request head kept to choose the error's shape (the method and the start of the path).
 _FIRST_BYTES = 512
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class _HeaderTimeout(Exception):
     """The client did not send a whole request head within HEADER_TIMEOUT_S."""
+
+
+class _BareLineFeed(http_errors.ParseException):  # type: ignore[misc]
+    """A line of the request head ends in LF alone, which gunicorn refuses (RFC 9112 asks for CRLF)."""
+
+    def __str__(self) -> str:
+        return "a line of the request head ends in a bare LF, not CRLF"
 
 
 class _Conn(TConn):  # type: ignore[misc]
@@ -122,8 +131,9 @@ class HeadBufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Connections in the event loop: reading a head, idle between requests, or lingering.
-        self.parked: set[_Conn] = set()
+        # Connections in the event loop (reading a head, idle between requests, or lingering), oldest first:
+        # a dict keeps the order in which they were parked.
+        self.parked: dict[_Conn, None] = {}
         self.app_lock = threading.Lock()
         # Requests handed to a thread and not yet back in the event loop. Counted from the hand-over,
         # not from entering the app: between the two, the loop would otherwise accept another client.
@@ -181,9 +191,17 @@ class HeadBufferingWorker(ThreadWorker):  # type: ignore[misc]
         try:
             sock, addr = listener.accept()
         except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of file descriptors (a low `ulimit -n`): make room as when the table is full, rather
+                # than let the error end the worker; the client waits in the listen queue meanwhile.
+                self.log.warning("cannot accept a connection: %s", exc)
+                self._make_room()
+                return
             if exc.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 return
             raise
+        if self.nr_conns >= self.worker_connections:
+            self._make_room()
         self.nr_conns += 1
         conn = _Conn(self.cfg, sock, addr, listener.getsockname())
         conn.init()  # plain HTTP/1.1 (check_config): only creates the parser
@@ -192,14 +210,24 @@ class HeadBufferingWorker(ThreadWorker):  # type: ignore[misc]
         # as dispatched before the loop decides, on its next turn, whether to accept another client.
         self._on_readable(conn)
 
+    def _make_room(self) -> None:
+        """Close the connection that has waited longest in the event loop: idle, trickling or lingering.
+
+        So a flood of connections that send nothing, or a byte now and then, cannot lock new clients out
+        until the header timeout: each newcomer pushes out the oldest of them. Connections whose request
+        is with a thread are never closed.
+        """
+        if self.parked:
+            self._drop(next(iter(self.parked)))
+
     def _park(self, conn: _Conn, deadline: float) -> None:
         conn.sock.setblocking(False)
         conn.deadline = deadline
-        self.parked.add(conn)
+        self.parked[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _unpark(self, conn: _Conn) -> None:
-        self.parked.discard(conn)
+        self.parked.pop(conn, None)
         try:
             self.poller.unregister(conn.sock)
         except (KeyError, ValueError, OSError):
@@ -238,11 +266,16 @@ class HeadBufferingWorker(ThreadWorker):  # type: ignore[misc]
         head = conn.head
         # Only the new bytes are searched, so a head sent a byte at a time costs linear time.
         end = head.find(b"\r\n\r\n", max(0, conn.scanned - 3))
+        # A head of bare-LF lines never ends in CRLF CRLF: refuse it now rather than with a 408 after the
+        # header timeout (gunicorn's parser would refuse it anyway).
+        bare_lf = end < 0 and _BARE_LF.search(head, max(0, conn.scanned)) is not None
         if conn.line_end < 0:
             conn.line_end = head.find(b"\r\n", max(0, conn.scanned - 1))
         conn.scanned = len(head)
         if conn.line_end > LIMIT_REQUEST_LINE or (conn.line_end < 0 and len(head) > LIMIT_REQUEST_LINE + 2):
             self._refuse(conn, http_errors.LimitRequestLine(max(conn.line_end, len(head)), LIMIT_REQUEST_LINE))
+        elif bare_lf:
+            self._refuse(conn, _BareLineFeed())
         elif (end + 4 if end >= 0 else len(head)) > HEAD_LIMIT:
             self._refuse(conn, http_errors.LimitRequestHeaders(f"the request head is over {HEAD_LIMIT} bytes"))
         elif end >= 0:
@@ -298,7 +331,9 @@ class HeadBufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.poller.register(self.method_queue.fileno(), selectors.EVENT_READ, self.method_queue.run_callbacks)
         while self.alive:
             self.notify()
-            self.set_accept_enabled(self.nr_conns < self.worker_connections and self.dispatched < ACCEPT_BELOW)
+            # At worker_connections, accept still, closing the longest-waiting parked connection (_make_room).
+            room = self.nr_conns < self.worker_connections or bool(self.parked)
+            self.set_accept_enabled(room and self.dispatched < ACCEPT_BELOW)
             self.wait_for_and_dispatch_events(timeout=_LOOP_TICK_S)
             if not self.is_parent_alive():
                 break

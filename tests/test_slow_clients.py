@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from harness import HOST, free_port, running_server, zhsearch_server
+from harness import HOST, free_port, log_tail, running_server, zhsearch_server
 
 from indexer.server import HEADER_TIMEOUT_S, HTTP_ERROR_KEY, LIMIT_REQUEST_LINE
 from service.errors import SERVER_ERROR_KEY
@@ -150,6 +150,22 @@ def test_requests_gunicorn_refuses_get_the_json_error(port: int, request_bytes: 
     assert error_code(body) == code
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param("GET /api/search?q=x HTTP/1.1\nHost: x\n\n", id="all-bare-lf"),
+        pytest.param("GET /api/search?q=x HTTP/1.1\r\nHost: x\nX-A: b\r\n", id="bare-lf-in-an-unfinished-head"),
+    ],
+)
+def test_a_head_with_bare_line_feeds_is_refused_at_once(port: int, request_bytes: str) -> None:
+    # Such a head never ends in CRLF CRLF; waiting for it would answer a 408 only after the header timeout.
+    started = time.monotonic()
+    got, headers, body = parse(exchange(port, request_bytes.encode(), timeout=HEADER_TIMEOUT_S + 20))
+    assert (got, error_code(body)) == (400, "bad_request")
+    assert "bare LF" in json.loads(body)["error"]["message"]
+    assert time.monotonic() - started < HEADER_TIMEOUT_S / 2
+
+
 def test_outside_the_api_the_refusal_is_the_error_page(port: int) -> None:
     got, headers, body = parse(exchange(port, f"GET /?q={'y' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode()))
     assert got == 414
@@ -200,14 +216,18 @@ def app(environ, start_response):
 """
 
 
+def sleepy_command(tmp_path: Path, port: int, *options: str) -> list[str]:
+    """gunicorn with one HeadBufferingWorker serving HANGING_APP, with gunicorn ``options`` added."""
+    (tmp_path / "sleepy.py").write_text(HANGING_APP, encoding="utf-8")
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    cmd = [str(gunicorn), "-k", "indexer.server.HeadBufferingWorker", "--threads", "4", "-w", "1", *options]
+    return [*cmd, "-b", f"{HOST}:{port}", "--no-control-socket", "--chdir", str(tmp_path), "sleepy:app"]
+
+
 def test_a_hung_request_gets_its_worker_replaced_but_busy_ones_do_not(tmp_path: Path) -> None:
     # The worker class under gunicorn with a 3 s worker timeout, serving an app that sleeps on request.
-    (tmp_path / "sleepy.py").write_text(HANGING_APP, encoding="utf-8")
     port, log = free_port(), tmp_path / "gunicorn.log"
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    cmd = [str(gunicorn), "-k", "indexer.server.HeadBufferingWorker", "--threads", "4", "-t", "3", "-w", "1"]
-    cmd += ["-b", f"{HOST}:{port}", "--no-control-socket", "--chdir", str(tmp_path), "sleepy:app"]
-    with running_server(cmd, port, log, health_path="/"):
+    with running_server(sleepy_command(tmp_path, port, "-t", "3"), port, log, health_path="/"):
         # Back to back, 6 s of app time in all, each call under the timeout: the worker is busy, not hung.
         results: list[int] = []
         calls = [threading.Thread(target=lambda: results.append(get(port, "/2")[0])) for _ in range(3)]
@@ -226,3 +246,44 @@ def test_a_hung_request_gets_its_worker_replaced_but_busy_ones_do_not(tmp_path: 
         assert get(port, "/0")[0] == 200
     text = log.read_text(encoding="utf-8")
     assert "WORKER TIMEOUT" in text and "request /60 ran for" in text
+
+
+def open_idle_connections(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that send nothing, or a request head's first bytes and then nothing."""
+    socks = []
+    for i in range(count):
+        sock = socket.create_connection((HOST, port), timeout=30)
+        if i % 2:
+            sock.sendall(b"GET /0 HTTP/1.1\r\nHost: x\r\n")
+        socks.append(sock)
+    return socks
+
+
+@pytest.mark.parametrize(
+    ("prefix", "options"),
+    [
+        # A full connection table: 300 connections against gunicorn's worker_connections of 100.
+        pytest.param([], ["--worker-connections", "100"], id="connection-table-full"),
+        # Out of file descriptors first (`ulimit -n 64`): accept() fails with EMFILE, which must not end the worker.
+        pytest.param(["prlimit", "--nofile=64:64", "--"], [], id="out-of-file-descriptors"),
+    ],
+)
+def test_a_flood_of_idle_connections_does_not_lock_new_clients_out(
+    tmp_path: Path, prefix: list[str], options: list[str]
+) -> None:
+    port, log = free_port(), tmp_path / "gunicorn.log"
+    with running_server([*prefix, *sleepy_command(tmp_path, port, *options)], port, log, health_path="/"):
+        idle = open_idle_connections(port, 300)
+        try:
+            # Each newcomer closes the connection that has waited longest, instead of queueing until the
+            # idle ones reach the header timeout.
+            for _ in range(5):
+                started = time.monotonic()
+                assert get(port, "/0")[0] == 200
+                assert time.monotonic() - started < HEADER_TIMEOUT_S / 2
+        finally:
+            for sock in idle:
+                sock.close()
+    text = log.read_text(encoding="utf-8")
+    assert text.count("Booting worker") == 1, log_tail(log)
+    assert "Traceback" not in text
