@@ -12,7 +12,16 @@ from typing import Any
 
 from flask import Flask
 
-from indexer import PAGE_SIZE_CAP, IndexerError, Searcher, SuggesterCache, init_jieba, load_user_dict, store_settings
+from indexer import (
+    PAGE_SIZE_CAP,
+    IndexerError,
+    Searcher,
+    SuggesterCache,
+    init_jieba,
+    load_user_dict,
+    open_store,
+    store_settings,
+)
 
 from . import errors, http, security, views
 
@@ -44,7 +53,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Fail at start-up with a clear message if the index is missing or stale.
     for warning in searcher.info().warnings:
         app.logger.warning("zhsearch: %s", warning)
-    suggester = SuggesterCache(searcher.store)
+    # After an index change, a worker rebuilds suggestions in a thread, reading through a store of its own.
+    suggester = SuggesterCache(searcher.store, reopen=lambda: open_store(settings))
     # Build suggestions (pinyin for every title term) once here, in gunicorn's
     # master, so forked workers share them; then close, so each worker opens its own files.
     suggester.get()

@@ -13,6 +13,7 @@ from indexer import (
     did_you_mean,
     full_matches,
     is_gibberish,
+    open_store,
     suggest_query,
 )
 from indexer.suggest import MAX_SUGGEST_TERMS, is_near, title_vocabulary
@@ -146,6 +147,25 @@ def test_cache_rebuilds_after_the_index_changes(tmp_path: Path) -> None:
     more.write_text('{"title": "彗星来了", "body": "天文"}\n', encoding="utf-8")
     build_index([MINI_CORPUS, more], index)
     assert "彗星" in [s.text for s in cache.get().suggest("huix")]
+    searcher.close()
+
+
+def test_with_a_store_of_its_own_the_cache_rebuilds_in_the_background(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build_index([MINI_CORPUS], index)
+    searcher = Searcher(index)
+    cache = SuggesterCache(searcher.store, recheck_s=0, reopen=lambda: open_store(index))
+    first = cache.get()
+    more = tmp_path / "more.jsonl"
+    more.write_text('{"title": "彗星来了", "body": "天文"}\n', encoding="utf-8")
+    build_index([MINI_CORPUS, more], index)
+    # The request that notices the change gets the suggestions there are, not a rebuild of seconds.
+    assert cache.get() is first
+    cache.wait(timeout=60)
+    rebuilt = cache.get()
+    assert rebuilt is not first
+    assert "彗星" in [s.text for s in rebuilt.suggest("huix")]
+    assert cache.get() is rebuilt  # nothing changed since: no second rebuild
     searcher.close()
 
 
