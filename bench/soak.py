@@ -168,6 +168,7 @@ REFUSED: list[tuple[bytes, int, str]] = [
     (b"GET /api/search?q=a b c HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n", 400, "bad_request"),
     (b"GET /api/search?q=Linux HTTP/7\r\nHost: soak\r\nConnection: close\r\n\r\n", 400, "bad_request"),
     (b"GET /healthz HTTP/1.1\r\nHost soak\r\nConnection: close\r\n\r\n", 400, "bad_request"),
+    (b"GET /api/search?q=Linux HTTP/1.1\nHost: soak\nConnection: close\n\n", 400, "bad_request"),
 ]
 # Slow clients: a complete head trickled over about this long is answered; a stalled one gets a 408.
 SLOW_HEAD_S = 6.0
@@ -252,6 +253,10 @@ def _pathological(phrases: list[str]) -> list[tuple[str, dict[str, str]]]:
         (ors.replace(" OR ", " "), {"sort": "date"}),  # the same phrases, all required
         ("NOT " * 60 + "Linux", {}),
         ("*" * 200, {}),
+        (" ".join("-" + c for c in "的是在了和有我他这中" * 6), {}),  # nothing but exclusions
+        (" OR ".join("的是在了和有我他这中" * 6)[:256], {}),  # an OR of 52 stop characters
+        (" ".join(["date:2015..2020"] * 16), {}),  # the same date range 16 times
+        ("（" * 256, {}),  # full-width parentheses
     ]
 
 

@@ -54,6 +54,10 @@ WORST = {
     "repeated word, spaced": " ".join(["中国"] * 85),
     "many common words": " ".join(WORDS * 3)[:256],
     "long question": ("".join(WORDS) + "是什么？")[:256],
+    "only NOTs": " ".join("-" + w for w in WORDS)[:256],
+    "OR of common characters": " OR ".join("的是在了和有我他这中" * 6)[:256],
+    "nested ORs": "(" * 30 + " OR ".join(WORDS[:24]) + ")" * 30,
+    "many date ranges": " ".join(["date:2015..2020"] * 16),
 }
 
 
