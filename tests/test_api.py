@@ -279,6 +279,9 @@ def test_suggestions_follow_a_rebuilt_index(tmp_path: Path) -> None:
     assert client.get("/api/suggest", query_string={"q": "hx"}).get_json()["suggestions"] == []
     (tmp_path / "more.jsonl").write_text(json.dumps({"title": "彗星轨道计算", "body": "天文"}) + "\n", encoding="utf-8")
     build_index([MINI_CORPUS, tmp_path / "more.jsonl"], tmp_path / "index")
+    # The request that notices the new index starts a rebuild in the background and answers at once.
+    assert client.get("/api/suggest", query_string={"q": "hx"}).get_json()["suggestions"] == []
+    app.extensions["zhsearch.suggester"].wait(timeout=60)
     assert "彗星" in [s["text"] for s in client.get("/api/suggest", query_string={"q": "hx"}).get_json()["suggestions"]]
 
 
