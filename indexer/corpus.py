@@ -595,6 +595,8 @@ def _read_file(file: _File, options: ReadOptions) -> Iterator[Record]:
         if item is None:
             return
         line = f":{item.line}" if item.line is not None else ""
+        if item.nth is not None:
+            line += f"#{item.nth}"  # the second, third… record starting on that line
         last = line
         if isinstance(item, Problem):
             # Reading stopped: the problem covers every record the file still held.

@@ -585,3 +585,34 @@ def test_a_json_array_element_python_cannot_hold_costs_only_itself(tmp_path: Pat
         ("export.json:4", "invalid JSON: Exceeds the limit"),
     ]
     assert [r.id for r in records if not isinstance(r, Skipped)] == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    "bad", [pytest.param("[" * 200_000 + "]" * 200_000, id="nested"), pytest.param("9" * 5_000, id="long-number")]
+)
+def test_in_a_json_object_holding_the_records_a_bad_one_costs_only_itself(tmp_path: Path, bad: str) -> None:
+    # The records under a key, as many exports write them: the object was read whole, so one element
+    # Python cannot hold lost the file.
+    good = [line({"id": i, "title": t, "body": "正文"}).strip() for i, t in (("a", "甲"), ("c", "丙"))]
+    text = '{"meta": {"n": 3},\n"articles": [\n' + good[0] + ',\n{"id": "b", "x": ' + bad + "},\n" + good[1] + "\n]}"
+    (tmp_path / "export.json").write_text(text, "utf-8")
+    records = list(iter_records([tmp_path / "export.json"]))
+    assert [r.origin for r in records if isinstance(r, Skipped)] == ["export.json:4"]
+    assert [r.id for r in records if not isinstance(r, Skipped)] == ["a", "c"]
+
+
+def test_a_repeated_key_counts_once_as_in_json(tmp_path: Path) -> None:
+    text = '{"articles": 5, "articles": [{"title": "甲", "body": "正文"}]}'
+    (tmp_path / "export.json").write_text(text, "utf-8")
+    assert [r.title for r in iter_records([tmp_path / "export.json"]) if not isinstance(r, Skipped)] == ["甲"]
+
+
+def test_records_of_a_json_array_on_one_line_each_get_an_id(tmp_path: Path) -> None:
+    # A minified export: every record starts on line 1, and file:line alone made them one id.
+    rows = [{"title": t, "body": "正文"} for t in "甲乙丙"] + ["not a record"]
+    (tmp_path / "min.json").write_text(json.dumps(rows, ensure_ascii=False), "utf-8")
+    records = list(iter_records([tmp_path / "min.json"]))
+    assert [r.id for r in records if not isinstance(r, Skipped)] == ["min.json:1", "min.json:1#2", "min.json:1#3"]
+    assert [r.origin for r in records if isinstance(r, Skipped)] == ["min.json:1#4"]
+    stats = build_index([tmp_path / "min.json"], tmp_path / "index")
+    assert stats.indexed == 3

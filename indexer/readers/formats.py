@@ -76,6 +76,8 @@ class RawRecord:
 
     data: dict[str, Any]
     line: int | None = None
+    # The record's rank among those starting on ``line``, from 2 (a JSON array written on one line).
+    nth: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Problem:
     reason: str
     line: int | None = None
     rest_of_file: bool = False
+    nth: int | None = None
 
 
 Item = RawRecord | Problem
@@ -331,19 +334,65 @@ def _array_items(text: str, pos: int) -> Iterator[tuple[Any, int]]:
             raise json.JSONDecodeError("expected ',' or ']'", text, pos)
 
 
-def _member_offset(text: str, pos: int, key: str) -> int | None:
-    """Offset of the value of ``key`` in the (valid) JSON object starting at ``pos``."""
+class _Records(list[Any]):
+    """A JSON array of a wrapping object, read element by element, with each element's offset."""
+
+    offsets: list[int]
+
+
+# How deep keys may lead to the list of records (``--json-key a.b.c``); deeper values are read whole.
+_MAX_WRAPPER_DEPTH = 16
+
+
+def _wrapper_value(text: str, pos: int, depth: int = 0) -> tuple[Any, int]:
+    """The JSON value at ``pos`` and its end, with arrays read element by element (``_Records``).
+
+    Unlike ``json.loads`` of the whole file, an element nested too deeply or
+    holding too long a number spoils only itself (``_Unreadable``), as in a
+    top-level array. Of repeated keys the last counts, as in ``json.loads``.
+    """
+    if text.startswith("[", pos):
+        records = _Records()
+        records.offsets = []
+        for value, offset in _array_items(text, pos):
+            records.append(value)
+            records.offsets.append(offset)
+        return records, _value_end(text, pos)
+    if not text.startswith("{", pos) or depth >= _MAX_WRAPPER_DEPTH:
+        try:
+            value, end = json.JSONDecoder().raw_decode(text, pos)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:
+            return _Unreadable(_json_problem(exc)), _value_end(text, pos)
+        return value, end
     decoder = json.JSONDecoder()
+    members: dict[str, Any] = {}
     pos = _skip_ws(text, pos + 1)
-    while text.startswith('"', pos):
+    while not text.startswith("}", pos):
+        if not text.startswith('"', pos):
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
         name, end = decoder.raw_decode(text, pos)
-        pos = _skip_ws(text, _skip_ws(text, end) + 1)  # past the ':'
-        if name == key:
-            return pos
-        _, end = decoder.raw_decode(text, pos)
         pos = _skip_ws(text, end)
-        pos = _skip_ws(text, pos + 1) if text.startswith(",", pos) else pos
-    return None
+        if not text.startswith(":", pos):
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
+        members.pop(name, None)  # the last of repeated keys counts, in its own place
+        members[name], end = _wrapper_value(text, _skip_ws(text, pos + 1), depth + 1)
+        pos = _skip_ws(text, end)
+        if text.startswith(",", pos):
+            pos = _skip_ws(text, pos + 1)
+        elif not text.startswith("}", pos):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+    return members, pos + 1
+
+
+def _plain(value: Any) -> Any:
+    """``value`` from ``_wrapper_value`` as ``json.loads`` gives it (for an object that is one record)."""
+    if isinstance(value, _Records):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _is_record_list(value: Any) -> bool:
@@ -393,34 +442,39 @@ def read_json(path: Path, options: FormatOptions) -> Iterator[Item]:
         if text.startswith("[", start):
             items = _array_items(text, start)
         elif text.startswith("{", start):
-            whole = json.loads(text)
+            whole, end = _wrapper_value(text, start)
+            if _skip_ws(text, end) < len(text):
+                raise json.JSONDecodeError("Extra data", text, _skip_ws(text, end))
             parts, problem = _choose_key(whole, options.json_key)
             if problem:
                 yield Problem(problem, rest_of_file=True)
                 return
             if parts is None:
                 # No list inside: the object is a single article.
-                yield RawRecord(whole, lines.at(start))
+                yield RawRecord(_plain(whole), lines.at(start))
                 return
-            pos: int | None = start
+            node = whole
             for part in parts:
-                assert pos is not None
-                pos = _member_offset(text, pos, part)
-            assert pos is not None
-            items = _array_items(text, pos)
+                node = node[part]
+            items = zip(node, node.offsets, strict=True)
         else:
             json.loads(text)  # raises with the position of the problem
             yield Problem("expected a JSON array of objects, or an object holding one", rest_of_file=True)
             return
+        last_line, nth = 0, 1
         for value, offset in items:
             found = True
             line = lines.at(offset)
+            # Records of an array written on one line (a minified export) are told apart by their rank on it.
+            nth = nth + 1 if line == last_line else 1
+            last_line = line
+            rank = nth if nth > 1 else None
             if isinstance(value, _Unreadable):
-                yield Problem(value.reason, line)
+                yield Problem(value.reason, line, nth=rank)
             elif not isinstance(value, dict):
-                yield Problem(f"expected a JSON object, found {type(value).__name__}", line)
+                yield Problem(f"expected a JSON object, found {type(value).__name__}", line, nth=rank)
             else:
-                yield RawRecord(value, line)
+                yield RawRecord(value, line, nth=rank)
     except json.JSONDecodeError as exc:
         yield Problem(
             f"invalid JSON: {exc.msg} (column {exc.colno}); the rest of the file was not read",
