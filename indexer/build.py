@@ -104,10 +104,25 @@ def accounted(
         raise StrictError(stats)
 
 
-def _counted(articles: Iterator[Article], stats: BuildStats) -> Iterator[Article]:
+class NothingReadError(StrictError):
+    """A build read no article at all: it would have replaced the live index with an empty one."""
+
+    def __init__(self, stats: BuildStats) -> None:
+        super().__init__(stats)
+        skipped = f" ({len(stats.skipped):,} skipped)" if stats.skipped else ""
+        self.args = (
+            f"no article could be read from the paths given{skipped}, so the index was not changed: "
+            "a build replaces the whole index",
+        )
+
+
+def _counted(articles: Iterator[Article], stats: BuildStats, *, require_one: bool = False) -> Iterator[Article]:
     for article in articles:
         stats.indexed += 1
         yield article
+    if require_one and stats.indexed == 0:
+        # Raised inside the store's build, which then removes what it wrote and leaves the live index.
+        raise NothingReadError(stats)
 
 
 def build_index(
@@ -129,7 +144,7 @@ def build_index(
     store = open_store(index)
     try:
         sources = [str(Path(p).resolve()) for p in path_list]
-        store.build(_counted(accounted(records, stats, progress, strict), stats), sources)
+        store.build(_counted(accounted(records, stats, progress, strict), stats, require_one=True), sources)
     except StrictError:
         stats.indexed = 0
         raise

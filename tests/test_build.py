@@ -18,7 +18,7 @@ from indexer import (
     build_index,
     delete_documents,
 )
-from indexer.build import StrictError
+from indexer.build import NothingReadError, StrictError
 from indexer.corpus import ReadOptions
 
 from .conftest import MINI_CORPUS
@@ -149,6 +149,25 @@ def test_info_reports_the_index(index_dir: Path) -> None:
     assert info.schema_version == SCHEMA_VERSION
     assert info.built_at is not None
     assert info.sources == [str(MINI_CORPUS.resolve())]
+
+
+@pytest.mark.parametrize("what", ["an empty folder", "nothing readable"])
+def test_a_build_that_reads_no_article_leaves_the_live_index(tmp_path: Path, what: str) -> None:
+    # It exited 0 and put an empty index live: every document was gone.
+    index = tmp_path / "index"
+    build_index([MINI_CORPUS], index)
+    live = os.readlink(index / "CURRENT")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    if what == "nothing readable":
+        write_jsonl(corpus / "bad.jsonl", [{"id": "y", "title": "缺正文"}])
+    with pytest.raises(NothingReadError, match="no article could be read .*the index was not changed"):
+        build_index([corpus], index)
+    assert os.readlink(index / "CURRENT") == live
+    assert not [p for p in index.iterdir() if p.name.startswith("tmp-")]
+    s = Searcher(index)
+    assert s.info().documents == 8
+    s.close()
 
 
 def test_strict_build_leaves_the_live_index_untouched(tmp_path: Path) -> None:
