@@ -23,7 +23,7 @@ import click
 from . import __version__
 from .backends import store_settings
 from .build import BuildStats, StrictError, add_documents, build_index, delete_documents
-from .corpus import FIELD_NAMES, ReadOptions, Record, count_records, printable
+from .corpus import FIELD_NAMES, PathFilter, ReadOptions, Record, count_records, printable
 from .errors import IndexerError
 from .search import PAGE_SIZE_CAP, Searcher
 from .store import StoreSettings
@@ -89,12 +89,14 @@ def corpus_options(f: F) -> F:
             "--include",
             multiple=True,
             metavar="GLOB",
+            callback=_check_globs,
             help="Read only files matching GLOB (gitignore syntax, relative to each folder), e.g. '*.md'. Repeatable.",
         ),
         click.option(
             "--exclude",
             multiple=True,
             metavar="GLOB",
+            callback=_check_globs,
             help="Leave out files matching GLOB, e.g. 'drafts/**'. Repeatable.",
         ),
         click.option(
@@ -105,6 +107,16 @@ def corpus_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _check_globs(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse a pattern that is not a glob (``[z-a]``) as a usage error, not a traceback mid-build."""
+    for pattern in value:
+        try:
+            PathFilter(include=[pattern])
+        except Exception as exc:  # noqa: BLE001 - pathspec raises re.error or its own pattern errors
+            raise click.BadParameter(f"{pattern!r} is not a valid glob pattern: {exc}") from None
+    return value
 
 
 def _read_options(

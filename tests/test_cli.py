@@ -239,3 +239,15 @@ def test_progress_bar_shows_position_rate_and_eta(monkeypatch: pytest.MonkeyPatc
     assert "00:00:" in shown  # the ETA
     with cli_module._progress((str(MINI_CORPUS),), ReadOptions(), True, "indexing") as silent:
         assert silent is None
+
+
+@pytest.mark.parametrize("command", ["build", "add", "sync"])
+@pytest.mark.parametrize("option", ["--include", "--exclude"])
+def test_a_pattern_that_is_not_a_glob_is_a_usage_error(
+    runner: CliRunner, tmp_path: Path, command: str, option: str
+) -> None:
+    # An inverted character range made the pattern library raise mid-build: a traceback, status 1.
+    result = runner.invoke(cli, [command, option, "*/[9-0]", "--index", str(tmp_path / "i"), str(MINI_CORPUS)])
+    assert result.exit_code == 2, result.output
+    assert "'*/[9-0]' is not a valid glob pattern" in result.stderr
+    assert not (tmp_path / "i").exists()
