@@ -15,6 +15,7 @@ from .corpus import Article, Skipped, count_records, iter_articles, iter_records
 from .errors import (  # noqa: E402
     CorpusError,
     IndexBusyError,
+    IndexDamagedError,
     IndexDirError,
     IndexerError,
     IndexMissingError,
@@ -58,6 +59,7 @@ __all__ = [
     "IndexMissingError",
     "IndexStore",
     "IndexTarget",
+    "IndexDamagedError",
     "IndexWriteError",
     "IndexerError",
     "QueryError",

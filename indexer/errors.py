@@ -33,3 +33,7 @@ class QueryError(IndexerError):
 
 class IndexWriteError(IndexDirError):
     """Writing the index failed (disk full, read-only, a worker process died); the live index is as it was."""
+
+
+class IndexDamagedError(IndexerError):
+    """The index's files cannot be read as written (truncated or corrupted, e.g. by a crash or a full disk)."""

@@ -616,3 +616,22 @@ def test_records_of_a_json_array_on_one_line_each_get_an_id(tmp_path: Path) -> N
     assert [r.origin for r in records if isinstance(r, Skipped)] == ["min.json:1#4"]
     stats = build_index([tmp_path / "min.json"], tmp_path / "index")
     assert stats.indexed == 3
+
+
+@pytest.mark.parametrize("suffix", [".toc", ".trm", ".pst"])
+def test_a_damaged_index_is_named_in_one_line_with_the_fix(tmp_path: Path, suffix: str) -> None:
+    # One file of the live generation cut to nothing (a crash, a full disk, a copy cut short): Whoosh's
+    # own TypeError, FileFormatError or CorruptIndexError used to reach the user as a traceback.
+    index = tmp_path / "index"
+    build_index([MINI_CORPUS], index)
+    victim = sorted((index / "CURRENT").resolve().glob(f"*{suffix}"))[0]
+    victim.write_bytes(b"")
+    for args in (["search", "大模型"], ["delete", "moe-intro"], ["sync", str(MINI_CORPUS)], ["info"]):
+        result = run_cli(*args, "--index", str(index), timeout=120)
+        if suffix == ".pst" and args[0] in ("info", "sync"):
+            continue  # they read no postings
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("Error: ")]
+        assert len(errors) == 1 and f"the index at {index} is damaged" in errors[0], result.stderr
+        assert "rebuild it with `zhsearch build PATH...`" in errors[0]

@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import gc
 import heapq
 import io
@@ -56,6 +57,7 @@ from ...analysis import init_jieba
 from ...corpus import Article, printable, utc_instant
 from ...errors import (
     IndexBusyError,
+    IndexDamagedError,
     IndexDirError,
     IndexerError,
     IndexMissingError,
@@ -642,6 +644,42 @@ class WhooshSettings:
         return cls(Path(index_dir))
 
 
+def _raised_by_whoosh(exc: BaseException) -> bool:
+    """True if ``exc`` was raised inside Whoosh's own code (reading index files), not in zhsearch's."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and f"{os.sep}whoosh{os.sep}" in last.tb_frame.f_code.co_filename
+
+
+def _reports_damage(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn an error Whoosh raises on reading the index's files into ``IndexDamagedError``.
+
+    A file truncated or overwritten (a crash, a full disk, a copy cut short)
+    makes Whoosh fail with whatever its decoding meets: ``FileFormatError``,
+    ``CorruptIndexError``, ``struct.error``, even ``TypeError``. The user
+    gets one line saying the index is damaged and how to fix it.
+    """
+
+    @functools.wraps(method)
+    def reading(self: WhooshStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (IndexerError, OSError, MemoryError):
+            raise
+        except Exception as exc:
+            if not _raised_by_whoosh(exc):
+                raise
+            raise IndexDamagedError(
+                f"the index at {self.root} is damaged ({type(exc).__name__}: {printable(str(exc))[:200]}); "
+                f"{REBUILD_HINT}"
+            ) from exc
+
+    return reading
+
+
 class WhooshStore:
     """``IndexStore`` on a local Whoosh index (see the module docstring for the layout)."""
 
@@ -932,6 +970,7 @@ class WhooshStore:
                 "stop it and run this command again"
             ) from None
 
+    @_reports_damage
     def add(self, articles: Iterable[Article]) -> int:
         """Add or replace documents by id in the live generation (created if missing)."""
         init_jieba()
@@ -964,6 +1003,7 @@ class WhooshStore:
         except BaseException as exc:
             self._abandon(ix, tmp, exc)
 
+    @_reports_damage
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; return those that existed."""
         with self._write_lock():
@@ -1015,6 +1055,7 @@ class WhooshStore:
                 old_searcher.close()
             return self._searcher
 
+    @_reports_damage
     def search(self, request: SearchRequest) -> RawPage:
         """Run a parsed query; return the requested page, facet counts, and whether time ran out."""
         init_jieba()
@@ -1115,11 +1156,13 @@ class WhooshStore:
             full = len(picked) if units.every_match_full else len(allowed & units.full_matches())
         return RawPage(total=len(picked), hits=hits, facets=counts, total_full=full)
 
+    @_reports_damage
     def get(self, doc_id: str) -> Article | None:
         """The stored document with this id, or None."""
         stored = self._get_searcher().document(**{ID_FIELD: doc_id})
         return _article(stored) if stored else None
 
+    @_reports_damage
     def manifest(self) -> dict[str, tuple[str, str]]:
         """``{id: (origin, content_hash)}`` for every document, for incremental sync."""
         return {
@@ -1127,6 +1170,7 @@ class WhooshStore:
             for fields in self._get_searcher().all_stored_fields()
         }
 
+    @_reports_damage
     def title_terms(self) -> list[tuple[str, int]]:
         """Every analysed title term with its document frequency (for suggestions)."""
         reader = self._get_searcher().reader()
@@ -1135,10 +1179,12 @@ class WhooshStore:
             for term in reader.lexicon(TITLE)
         ]
 
+    @_reports_damage
     def titles(self) -> list[str]:
         """The title of every document (for suggestions)."""
         return [fields.get(TITLE, "") for fields in self._get_searcher().all_stored_fields()]
 
+    @_reports_damage
     def info(self) -> IndexInfo:
         """Document count, size on disk, format version and times of the live index."""
         searcher = self._get_searcher()
