@@ -197,7 +197,7 @@ HOSTILE_MARKDOWN: dict[str, tuple[str | bytes, str]] = {
     "deep-json.md": ("{\n" + '"x": ' + "[" * 200_000 + "]" * 200_000 + "\n}\n正文\n", "nested too deeply"),
     "tag-dict.md": ("---\ntags:\n  - {name: x}\n---\n正文\n", "a tag must be text, not dict"),
     "id-list.md": ("---\nid: [a, b]\n---\n正文\n", "field 'id' must be text or a whole number"),
-    "bad-date.md": ("---\ndate: 2024-13-45\n---\n正文\n", "invalid YAML front matter"),
+    "flat-list.md": ("---\nx: [" + "a," * 2_000_000 + "a]\n---\n正文\n", "over the limit of 256 KB"),
     "bad-utf8.md": (b"---\ntitle: \xe6\xa0\x87\xff\xfe\n---\n" + "正文很长".encode() * 50, "not valid UTF-8"),
     "garbage.md": (bytes(range(256)) * 40, "binary file"),
 }
@@ -234,6 +234,17 @@ def test_a_csv_field_over_the_csv_limit_costs_only_its_row(tmp_path: Path) -> No
         ("export.csv:2", True)
     ]
     assert [r.id for r in records if not isinstance(r, Skipped)] == ["2"]
+
+
+@pytest.mark.parametrize("value", ["2024-13-45", "2020-02-30", "0000-00-00", "2020-01-01T00:00:00+99:00"])
+def test_an_impossible_date_in_front_matter_drops_only_the_date(tmp_path: Path, value: str) -> None:
+    # YAML's own date reading raised on these, and the whole article was skipped.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text(f"---\ntitle: 日期\ndate: {value}\n---\n向量数据库的正文。\n", "utf-8")
+    stats = build_index([corpus], tmp_path / "index")
+    assert (stats.indexed, stats.skipped) == (1, [])
+    assert [(where, value in warning) for where, warning in stats.warnings] == [("a.md", True)]
 
 
 def test_an_impossible_date_drops_only_the_date(tmp_path: Path) -> None:
