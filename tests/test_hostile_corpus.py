@@ -646,3 +646,18 @@ def test_a_damaged_index_is_named_in_one_line_with_the_fix(tmp_path: Path, suffi
         errors = [ln for ln in result.stderr.splitlines() if ln.startswith("Error: ")]
         assert len(errors) == 1 and f"the index at {index} is damaged" in errors[0], result.stderr
         assert "rebuild it with `zhsearch build PATH...`" in errors[0]
+
+
+def test_a_csv_quote_never_closed_costs_only_its_row(tmp_path: Path) -> None:
+    # The rest of the file became one field: the rows after it were lost, and not even counted.
+    path = tmp_path / "x.csv"
+    path.write_text('id,title,body\nc1,一,正文一\nc2,二,"未闭合的引号\nc3,三,正文三\nc4,四,正文四\n', "utf-8")
+    records = list(iter_records([path]))
+    assert [(r.origin, r.reason) for r in records if isinstance(r, Skipped)] == [
+        ("x.csv:3", "invalid CSV: a quote opened in this row is never closed")
+    ]
+    assert [(r.id, r.body) for r in records if not isinstance(r, Skipped)] == [
+        ("c1", "正文一"),
+        ("c3", "正文三"),
+        ("c4", "正文四"),
+    ]

@@ -504,6 +504,51 @@ def _delimiter(path: Path, header: str) -> str:
     return best if counts[best] else ","
 
 
+def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """``(line where the row starts, row or the error that row is)`` for each row of a CSV text.
+
+    A quote that is never closed would make the rest of the file one field,
+    every row after it lost and uncounted: that row is reported on its first
+    line, and reading goes on from the line after it.
+    """
+    offset = 0  # lines of ``text`` before the part being read
+    for _ in range(_MAX_CSV_RESTARTS):
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        last_line = 0
+        while True:
+            start = offset + last_line + 1
+            try:
+                row: list[str] | csv.Error = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                if "unexpected end of data" in str(exc):
+                    yield start, csv.Error("a quote opened in this row is never closed")
+                    # Go on after the row's first line: the next reader starts there.
+                    cut = -1
+                    for _ in range(start - offset):
+                        cut = text.find("\n", cut + 1)
+                        if cut < 0:
+                            return
+                    text, offset = text[cut + 1 :], start
+                    break
+                row = exc
+            last_line = reader.line_num
+            yield start, row
+    # Each restart reads the rest of the file again: bounded, so that no file costs quadratic time.
+    yield (
+        offset + 1,
+        _CsvGaveUp(f"more than {_MAX_CSV_RESTARTS} quotes never closed; the rest of the file was not read"),
+    )
+
+
+_MAX_CSV_RESTARTS = 100
+
+
+class _CsvGaveUp(csv.Error):
+    """Reading a CSV file stopped before its end."""
+
+
 def read_csv(path: Path, options: FormatOptions) -> Iterator[Item]:
     """One record per row under a header row (``.csv``: comma, semicolon or tab; ``.tsv``: tab)."""
     try:
@@ -512,22 +557,13 @@ def read_csv(path: Path, options: FormatOptions) -> Iterator[Item]:
         yield Problem(str(exc), rest_of_file=True)
         return
     first_line = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(path, first_line), strict=True)
     header: list[str] | None = None
     found = False
-    last_line = 0
-    while True:
-        start = last_line + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            last_line = reader.line_num
+    for start, row in _csv_rows(text, _delimiter(path, first_line)):
+        if isinstance(row, csv.Error):
             found = True
-            yield Problem(f"invalid CSV: {exc}", start)
+            yield Problem(f"invalid CSV: {row}", start, rest_of_file=isinstance(row, _CsvGaveUp))
             continue
-        last_line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         if header is None:
