@@ -547,6 +547,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _not_readable(path: Path) -> str | None:
+    """Why ``path`` is no file to read (a pipe, a symlink loop), or None; says more than its missing suffix."""
+    try:
+        kind = special_file_kind(path.stat().st_mode)
+    except OSError as exc:
+        return f"cannot read: {_os_reason(exc)}"
+    return f"not a regular file ({kind})" if kind else None
+
+
 def _read_file(file: _File, options: ReadOptions) -> Iterator[Record]:
     rel, path = file.rel, file.path
     if _bad_name(rel):
@@ -556,7 +565,7 @@ def _read_file(file: _File, options: ReadOptions) -> Iterator[Record]:
         return
     reader = reader_for(path)
     if reader is None:
-        yield Skipped(rel, f"unsupported file type {path.suffix or '(none)'!r}", file.origin)
+        yield Skipped(rel, _not_readable(path) or f"unsupported file type {path.suffix or '(none)'!r}", file.origin)
         return
     if file.in_folder and path.name.lower() == "readme.md":
         # A folder's README describes the corpus; it is not an article.

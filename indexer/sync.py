@@ -129,7 +129,10 @@ class _Lost:
         file = origin_file(stored_origin)
         if file in self.files:
             return f"its source {scope.shown(file)} was skipped this time"
-        folder = next((f for f in self.folders if file.startswith(f)), None)
+        # A path skipped as a file may stand where a folder was (a pipe, a symlink loop): what was in
+        # that folder is not known to be gone.
+        folders = [*self.folders, *(f + os.sep for f in self.files)]
+        folder = next((f for f in folders if file.startswith(f)), None)
         if folder is not None:
             return f"its folder {scope.shown(folder.rstrip(os.sep)) or '.'}/ could not be read this time"
         return None

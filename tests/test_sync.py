@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,23 @@ def test_documents_indexed_with_old_relative_origins_are_updated_not_deleted(tmp
     assert "a.md" in ids(stats.updated)
     assert stats.deleted == [] and "legacy" in manifest(index)
     assert manifest(index)["a.md"][0] == str((corpus / "a.md").resolve())
+
+
+@pytest.mark.parametrize("what", ["a named pipe", "a symlink loop"])
+def test_documents_of_a_folder_replaced_by_something_unreadable_are_kept(tmp_path: Path, what: str) -> None:
+    # The folder's name was skipped as a file without a suffix, and the documents inside it deleted.
+    corpus = tmp_path / "corpus"
+    post(corpus / "sub", "a.md", "子", "子目录里的文章。", doc_id="m1")
+    post(corpus, "b.md", "乙", "第二篇。")
+    index = tmp_path / "index"
+    build_index([corpus], index)
+    (corpus / "sub" / "a.md").unlink()
+    (corpus / "sub").rmdir()
+    if what == "a named pipe":
+        os.mkfifo(corpus / "sub")
+    else:
+        (corpus / "sub").symlink_to("sub")
+    stats = sync_index([corpus], index)
+    assert stats.deleted == []
+    assert stats.kept == [("m1", "its folder sub/ could not be read this time")]
+    assert set(manifest(index)) == {"m1", "b.md"}
