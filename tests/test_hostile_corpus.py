@@ -661,3 +661,54 @@ def test_a_csv_quote_never_closed_costs_only_its_row(tmp_path: Path) -> None:
         ("c3", "正文三"),
         ("c4", "正文四"),
     ]
+
+
+GOOD_UTF8_LINES = [
+    line({"id": "a", "title": "英文", "body": "database record one"}).encode(),
+    line({"id": "u", "title": "数据", "body": "好的记录"}).encode(),
+]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        pytest.param(b'{"id": "x", "title": "t", "body": "nul\x00"}\n', "Invalid control character", id="nul"),
+        pytest.param(b'{"id": "x", "title": "t", "body": "\xff\xfe"}\n', "not valid UTF-8", id="stray-bytes"),
+        pytest.param(
+            line({"id": "x", "title": "标题", "body": "中文内容的文章正文" * 30}).encode("gbk"),
+            "not valid UTF-8",
+            id="gbk",
+        ),
+    ],
+)
+def test_one_line_in_another_encoding_costs_only_itself_in_json_lines(tmp_path: Path, bad: bytes, reason: str) -> None:
+    # The file was refused whole as binary or as an unknown encoding, or decoded whole as GB18030, which
+    # garbled every good line without a word (数据 indexed as 鏁版嵁).
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(GOOD_UTF8_LINES[0] + bad + GOOD_UTF8_LINES[1])
+    records = list(iter_records([path]))
+    assert [(r.origin, reason in r.reason) for r in records if isinstance(r, Skipped)] == [("x.jsonl:2", True)]
+    assert [(r.id, r.title) for r in records if not isinstance(r, Skipped)] == [("a", "英文"), ("u", "数据")]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [(b"c2,t,nul\x00\n", "holds a NUL character"), (b"c2,t,\xff\xfe\n", "not valid UTF-8 text")],
+    ids=["nul", "stray-bytes"],
+)
+def test_one_row_in_another_encoding_costs_only_itself_in_csv(tmp_path: Path, bad: bytes, reason: str) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes("id,title,body\nc1,标题一,好记录一\n".encode() + bad + "c3,标题三,第三条\n".encode())
+    records = list(iter_records([path]))
+    assert [(r.origin, reason in r.reason) for r in records if isinstance(r, Skipped)] == [("x.csv:3", True)]
+    assert [r.id for r in records if not isinstance(r, Skipped)] == ["c1", "c3"]
+
+
+def test_a_gbk_json_lines_file_of_mostly_ascii_lines_is_still_read_as_gbk(tmp_path: Path) -> None:
+    rows = [{"id": f"e{i}", "title": "English", "body": "plain ascii text"} for i in range(20)]
+    rows.append({"id": "zh", "title": "中文标题", "body": "这是用国标码写的正文"})
+    path = tmp_path / "gbk.jsonl"
+    path.write_bytes("".join(line(r) for r in rows).encode("gbk"))
+    records = list(iter_records([path]))
+    assert not [r for r in records if isinstance(r, Skipped)]
+    assert [r.title for r in records if not isinstance(r, Skipped) and r.id == "zh"] == ["中文标题"]

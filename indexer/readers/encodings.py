@@ -258,6 +258,46 @@ def _codec_label(codec: str) -> str:
     return {"utf-8-sig": "UTF-8", "utf-16-le": "UTF-16", "utf-16-be": "UTF-16"}.get(codec, codec.upper())
 
 
+def detect_line_encoding(sample: bytes, complete: bool = True) -> str:
+    """``detect_encoding`` for formats of one record per line (JSON Lines, CSV), where a bad line costs only itself.
+
+    When most lines are UTF-8, the file is UTF-8 even if a few lines are not
+    (a stray byte, a NUL, one line pasted from a GBK file): those lines are
+    then reported one by one, instead of the whole file being refused as
+    binary or decoded as GB18030, which garbles every good line.
+    """
+    if any(sample.startswith(bom) for bom, _ in _BOMS):
+        return detect_encoding(sample, complete)
+    # Few NULs (at most one byte in ten): not UTF-16 or UTF-32 without a BOM, whose ASCII characters each
+    # come with NUL bytes.
+    few_nuls = sample.count(b"\x00") * 10 <= len(sample)
+    lines = sample.split(b"\n")
+    if not complete and len(lines) > 1:
+        lines.pop()  # cut off by the end of the sample
+    lines = [line for line in lines if line.strip()]
+    valid = [_is_utf8(line) for line in lines]
+    non_ascii = [ok for line, ok in zip(lines, valid, strict=True) if not line.isascii()]
+    if few_nuls and b"\x00" in sample and (not non_ascii or 2 * sum(non_ascii) >= len(non_ascii)):
+        return "utf-8"  # UTF-8 (or ASCII) with a NUL here and there
+    try:
+        codec = detect_encoding(sample, complete)
+    except DecodeError:
+        if few_nuls and lines and 2 * sum(valid) >= len(lines):
+            return "utf-8"  # mostly UTF-8 lines; the others are reported as they come
+        raise
+    if codec != "utf-8" and few_nuls and non_ascii and 2 * sum(non_ascii) >= len(non_ascii):
+        return "utf-8"  # most lines with non-ASCII characters are UTF-8: the rest are the damaged ones
+    return codec
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode(data: bytes, declared: str | None = None) -> Decoded:
     """Decode a whole file: a declared charset (from HTML) is trusted if the bytes agree with it."""
     if declared and not any(data.startswith(bom) for bom, _ in _BOMS):

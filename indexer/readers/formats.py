@@ -31,7 +31,14 @@ import frontmatter
 import yaml
 from frontmatter.default_handlers import JSONHandler
 
-from .encodings import SAMPLE_BYTES, DecodeError, declared_html_charset, decode, decode_line, detect_encoding
+from .encodings import (
+    SAMPLE_BYTES,
+    DecodeError,
+    declared_html_charset,
+    decode,
+    decode_line,
+    detect_line_encoding,
+)
 from .encodings import is_ascii_compatible as _ascii_compatible
 
 # One document (a file, a JSON Lines line, a CSV row) over this is skipped:
@@ -211,7 +218,7 @@ def read_jsonl(path: Path, options: FormatOptions) -> Iterator[Item]:
     with open_regular(path) as f:
         head = f.read(SAMPLE_BYTES)
         try:
-            codec = detect_encoding(head, complete=len(head) < SAMPLE_BYTES)
+            codec = detect_line_encoding(head, complete=len(head) < SAMPLE_BYTES)
         except DecodeError as exc:
             yield Problem(str(exc), rest_of_file=True)
             return
@@ -549,10 +556,23 @@ class _CsvGaveUp(csv.Error):
     """Reading a CSV file stopped before its end."""
 
 
+_UNDECODED_RE = re.compile("[\udc80-\udcff]")
+
+
+def _decode_lines_file(path: Path) -> str:
+    """A file of one record per line (or row), decoded; bytes a mostly UTF-8 file cannot decode are kept
+    as lone surrogates (U+DC80-U+DCFF), for the rows that hold them to be reported one by one."""
+    data = read_file_bytes(path)
+    codec = detect_line_encoding(data[:SAMPLE_BYTES], complete=len(data) <= SAMPLE_BYTES)
+    if codec == "utf-8":
+        return data.decode("utf-8", "surrogateescape")
+    return decode(data).text
+
+
 def read_csv(path: Path, options: FormatOptions) -> Iterator[Item]:
     """One record per row under a header row (``.csv``: comma, semicolon or tab; ``.tsv``: tab)."""
     try:
-        text = _decode_file(path)
+        text = _decode_lines_file(path)
     except DecodeError as exc:
         yield Problem(str(exc), rest_of_file=True)
         return
@@ -565,6 +585,10 @@ def read_csv(path: Path, options: FormatOptions) -> Iterator[Item]:
             yield Problem(f"invalid CSV: {row}", start, rest_of_file=isinstance(row, _CsvGaveUp))
             continue
         if not any(cell.strip() for cell in row):
+            continue
+        if any(_UNDECODED_RE.search(cell) for cell in row):
+            found = True
+            yield Problem("not valid UTF-8 text", start)
             continue
         if header is None:
             header = [name.strip() for name in row]
