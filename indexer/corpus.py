@@ -25,7 +25,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -620,6 +620,8 @@ def _read_file(file: _File, options: ReadOptions) -> Iterator[Record]:
             )
         except Exception as exc:
             record = Skipped(shown, f"cannot read the record: {_describe(exc)}", origin)
+        if item.warnings and isinstance(record, Article):
+            record = replace(record, warnings=item.warnings + record.warnings)
         yield record
 
 

@@ -712,3 +712,26 @@ def test_a_gbk_json_lines_file_of_mostly_ascii_lines_is_still_read_as_gbk(tmp_pa
     records = list(iter_records([path]))
     assert not [r for r in records if isinstance(r, Skipped)]
     assert [r.title for r in records if not isinstance(r, Skipped) and r.id == "zh"] == ["中文标题"]
+
+
+def test_html_pages_too_large_for_the_extractor_cost_seconds_not_minutes(tmp_path: Path) -> None:
+    # 300,000 attributes on one tag hung the build (libxml2 compares each with the others); 200,000
+    # paragraphs took trafilatura 95 s.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    attrs = " ".join(f'a{i}="x"' for i in range(300_000))
+    (corpus / "attrs.html").write_text(f"<html><body><p {attrs}>文章正文内容。</p></body></html>", "utf-8")
+    paragraphs = "".join(f"<p>第{i}段的正文内容。</p>" for i in range(200_000))
+    page = f"<html><head><title>长页</title></head><body>{paragraphs}</body></html>"
+    (corpus / "long.html").write_text(page, "utf-8")
+    started = time.perf_counter()
+    stats = build_index([corpus], tmp_path / "index")
+    assert time.perf_counter() - started < 60
+    assert [(s.origin, "300,000 attributes" in s.reason) for s in stats.skipped] == [("attrs.html", True)]
+    assert [(w, "elements, over the 20,000" in m) for w, m in stats.warnings] == [("long.html", True)]
+    searcher = Searcher(tmp_path / "index")
+    try:
+        page = searcher.search("第199999段")
+        assert [h.title for h in page.hits] == ["长页"]
+    finally:
+        searcher.close()

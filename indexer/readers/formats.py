@@ -87,6 +87,8 @@ class RawRecord:
     line: int | None = None
     # The record's rank among those starting on ``line``, from 2 (a JSON array written on one line).
     nth: int | None = None
+    # Said about the record by its reader, besides what validation finds.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -842,10 +844,22 @@ def read_html(path: Path, options: FormatOptions) -> Iterator[Item]:
     if not text.strip():
         yield Problem("empty file")
         return
-    from .html_extract import extract_article
+    from .html_extract import MAX_EXTRACT_ELEMENTS, MAX_TAG_ATTRIBUTES, extract_article, page_shape, whole_text
 
+    tags, widest = page_shape(text)
+    if widest > MAX_TAG_ATTRIBUTES:
+        yield Problem(f"an HTML tag has {widest:,} attributes, over the limit of {MAX_TAG_ATTRIBUTES:,}")
+        return
+    warnings: tuple[str, ...] = ()
     try:
-        page = extract_article(text)
+        if tags > MAX_EXTRACT_ELEMENTS:
+            page = whole_text(text)
+            warnings = (
+                f"the page has {tags:,} elements, over the {MAX_EXTRACT_ELEMENTS:,} the article extractor is given; "
+                "indexed as the whole text of the page",
+            )
+        else:
+            page = extract_article(text)
     except Exception as exc:
         # One page that trips the extractor must not stop a build of thousands.
         yield Problem(f"cannot extract the article: {type(exc).__name__}: {exc}")
@@ -861,7 +875,8 @@ def read_html(path: Path, options: FormatOptions) -> Iterator[Item]:
             "url": page.url,
             "source": page.source,
             "tags": list(page.tags),
-        }
+        },
+        warnings=warnings,
     )
 
 
