@@ -148,6 +148,8 @@ def test_hostile_documents_and_queries_come_back_escaped(docs: list[dict[str, An
         with open(corpus, "w", encoding="utf-8") as f:
             for i, doc in enumerate(docs):
                 f.write(json.dumps({"id": f"d{i}", **doc}, ensure_ascii=False) + "\n")
+            # One readable article, so that a build never reads none (which it refuses).
+            f.write(json.dumps({"id": "ok", "title": "题", "body": "正文"}, ensure_ascii=False) + "\n")
         build_index([corpus], Path(tmp) / "index")
         client = create_app({"TESTING": True, "INDEX_DIR": str(Path(tmp) / "index")}).test_client()
         for params in ({"q": query}, {"q": query, "source": source, "tag": source}, {"q": "正文 OR 题"}):
