@@ -261,7 +261,7 @@ def _codec_label(codec: str) -> str:
 def detect_line_encoding(sample: bytes, complete: bool = True) -> str:
     """``detect_encoding`` for formats of one record per line (JSON Lines, CSV), where a bad line costs only itself.
 
-    When most lines are UTF-8, the file is UTF-8 even if a few lines are not
+    When at least half its lines are UTF-8, the file is UTF-8 even if some lines are not
     (a stray byte, a NUL, one line pasted from a GBK file): those lines are
     then reported one by one, instead of the whole file being refused as
     binary or decoded as GB18030, which garbles every good line.
@@ -286,7 +286,7 @@ def detect_line_encoding(sample: bytes, complete: bool = True) -> str:
             return "utf-8"  # mostly UTF-8 lines; the others are reported as they come
         raise
     if codec != "utf-8" and few_nuls and non_ascii and 2 * sum(non_ascii) >= len(non_ascii):
-        return "utf-8"  # most lines with non-ASCII characters are UTF-8: the rest are the damaged ones
+        return "utf-8"  # at least half the lines with non-ASCII characters are UTF-8: the others are damaged
     return codec
 
 
