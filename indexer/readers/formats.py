@@ -22,7 +22,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -317,8 +317,8 @@ def _value_end(text: str, pos: int) -> int:
     return len(text)
 
 
-def _array_items(text: str, pos: int) -> Iterator[tuple[Any, int]]:
-    """Yield ``(value, offset)`` for each element of the JSON array starting at ``pos``.
+def _array_items(text: str, pos: int) -> Generator[tuple[Any, int], None, int]:
+    """Yield ``(value, offset)`` for each element of the JSON array starting at ``pos``; return its end.
 
     An element Python's parser refuses although it is JSON (nested too deeply,
     a number too long) is yielded as ``_Unreadable`` and skipped over.
@@ -326,7 +326,7 @@ def _array_items(text: str, pos: int) -> Iterator[tuple[Any, int]]:
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, pos + 1)
     if text.startswith("]", pos):
-        return
+        return pos + 1
     while True:
         value: Any
         try:
@@ -340,7 +340,7 @@ def _array_items(text: str, pos: int) -> Iterator[tuple[Any, int]]:
         if text.startswith(",", pos):
             pos = _skip_ws(text, pos + 1)
         elif text.startswith("]", pos):
-            return
+            return pos + 1
         else:
             raise json.JSONDecodeError("expected ',' or ']'", text, pos)
 
@@ -365,10 +365,14 @@ def _wrapper_value(text: str, pos: int, depth: int = 0) -> tuple[Any, int]:
     if text.startswith("[", pos):
         records = _Records()
         records.offsets = []
-        for value, offset in _array_items(text, pos):
+        items = _array_items(text, pos)
+        while True:
+            try:
+                value, offset = next(items)
+            except StopIteration as done:
+                return records, done.value  # where the array ends: no second pass over it
             records.append(value)
             records.offsets.append(offset)
-        return records, _value_end(text, pos)
     if not text.startswith("{", pos) or depth >= _MAX_WRAPPER_DEPTH:
         try:
             value, end = json.JSONDecoder().raw_decode(text, pos)
@@ -449,6 +453,7 @@ def read_json(path: Path, options: FormatOptions) -> Iterator[Item]:
         return
     lines = _LineCounter(text)
     found = False
+    items: Iterator[tuple[Any, int]]
     try:
         if text.startswith("[", start):
             items = _array_items(text, start)
@@ -581,6 +586,8 @@ def read_csv(path: Path, options: FormatOptions) -> Iterator[Item]:
     first_line = text.split("\n", 1)[0]
     header: list[str] | None = None
     found = False
+    # Only a file with bytes UTF-8 could not decode has rows to look through for them.
+    damaged = _UNDECODED_RE.search(text) is not None
     for start, row in _csv_rows(text, _delimiter(path, first_line)):
         if isinstance(row, csv.Error):
             found = True
@@ -588,7 +595,7 @@ def read_csv(path: Path, options: FormatOptions) -> Iterator[Item]:
             continue
         if not any(cell.strip() for cell in row):
             continue
-        if any(_UNDECODED_RE.search(cell) for cell in row):
+        if damaged and any(_UNDECODED_RE.search(cell) for cell in row):
             found = True
             yield Problem("not valid UTF-8 text", start)
             continue
