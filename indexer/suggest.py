@@ -14,7 +14,7 @@ a string of single characters and never more than a few characters (or pinyin
 letters) away from what was typed.
 
 ``SuggesterCache`` keeps one ``Suggester`` per index generation and rebuilds it
-lazily after the index changed.
+after the index changed, in the background when it can open a store of its own.
 """
 
 from __future__ import annotations

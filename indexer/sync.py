@@ -119,7 +119,11 @@ class _Lost:
                 lost.folders.append(skip.stored_origin)
             elif skip.stored_origin:
                 # Not which record it was, so none of the file's documents may go.
-                lost.files.add(origin_file(skip.stored_origin))
+                file = origin_file(skip.stored_origin)
+                lost.files.add(file)
+                # And it may stand where a folder was (a pipe, a symlink loop): what that folder held is
+                # not known to be gone either.
+                lost.folders.append(file + os.sep)
         return lost
 
     def why_kept(self, doc_id: str, stored_origin: str, scope: Scope) -> str | None:
@@ -129,10 +133,7 @@ class _Lost:
         file = origin_file(stored_origin)
         if file in self.files:
             return f"its source {scope.shown(file)} was skipped this time"
-        # A path skipped as a file may stand where a folder was (a pipe, a symlink loop): what was in
-        # that folder is not known to be gone.
-        folders = [*self.folders, *(f + os.sep for f in self.files)]
-        folder = next((f for f in folders if file.startswith(f)), None)
+        folder = next((f for f in self.folders if file.startswith(f)), None)
         if folder is not None:
             return f"its folder {scope.shown(folder.rstrip(os.sep)) or '.'}/ could not be read this time"
         return None

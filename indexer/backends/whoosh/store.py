@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 from whoosh import index as whoosh_index
 from whoosh import query as wq
@@ -644,6 +644,10 @@ class WhooshSettings:
         return cls(Path(index_dir))
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
 def _raised_by_whoosh(exc: BaseException) -> bool:
     """True if ``exc`` was raised inside Whoosh's own code (reading index files), not in zhsearch's."""
     tb = exc.__traceback__
@@ -654,7 +658,7 @@ def _raised_by_whoosh(exc: BaseException) -> bool:
     return last is not None and f"{os.sep}whoosh{os.sep}" in last.tb_frame.f_code.co_filename
 
 
-def _reports_damage(method: Callable[..., Any]) -> Callable[..., Any]:
+def _reports_damage(method: Callable[Concatenate[WhooshStore, _P], _R]) -> Callable[Concatenate[WhooshStore, _P], _R]:
     """Turn an error Whoosh raises on reading the index's files into ``IndexDamagedError``.
 
     A file truncated or overwritten (a crash, a full disk, a copy cut short)
@@ -664,16 +668,16 @@ def _reports_damage(method: Callable[..., Any]) -> Callable[..., Any]:
     """
 
     @functools.wraps(method)
-    def reading(self: WhooshStore, *args: Any, **kwargs: Any) -> Any:
+    def reading(store: WhooshStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
-            return method(self, *args, **kwargs)
+            return method(store, *args, **kwargs)
         except (IndexerError, OSError, MemoryError):
             raise
         except Exception as exc:
             if not _raised_by_whoosh(exc):
                 raise
             raise IndexDamagedError(
-                f"the index at {self.root} is damaged ({type(exc).__name__}: {printable(str(exc))[:200]}); "
+                f"the index at {store.root} is damaged ({type(exc).__name__}: {printable(str(exc))[:200]}); "
                 f"{REBUILD_HINT}"
             ) from exc
 
